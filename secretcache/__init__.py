@@ -1,0 +1,38 @@
+"""secretcache: AWS Secrets Manager secrets cached in-process, rotation included.
+
+Importing this package does not import boto3; the client is created on the
+first fetch.
+"""
+
+from __future__ import annotations
+
+from .cache import SecretCache, default_cache
+from .config import CacheConfig
+from .decorators import inject_secret_json, inject_secret_string, refresh_on_error
+from .errors import (
+    SecretAccessDeniedError,
+    SecretCacheError,
+    SecretDecodeError,
+    SecretNotFoundError,
+    SecretUnavailableError,
+)
+from .stats import CacheStats
+from .value import SecretValue
+
+__all__ = [
+    "CacheConfig",
+    "CacheStats",
+    "SecretAccessDeniedError",
+    "SecretCache",
+    "SecretCacheError",
+    "SecretDecodeError",
+    "SecretNotFoundError",
+    "SecretUnavailableError",
+    "SecretValue",
+    "default_cache",
+    "inject_secret_json",
+    "inject_secret_string",
+    "refresh_on_error",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Typed errors raised by secretcache.
+
+Every error names the secret and the stage (or version id) that was asked for,
+keeps the underlying botocore/JSON error as ``__cause__``, and never carries any
+part of a secret value: messages are built only from ids, labels and AWS error
+codes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SecretAccessDeniedError",
+    "SecretCacheError",
+    "SecretDecodeError",
+    "SecretNotFoundError",
+    "SecretUnavailableError",
+    "describe_target",
+]
+
+
+def describe_target(secret_id: str, version_stage: str | None, version_id: str | None) -> str:
+    """Human-readable name of one cache entry, e.g. ``'prod/db' (stage AWSCURRENT)``."""
+    if version_id is not None:
+        return f"{secret_id!r} (version {version_id})"
+    return f"{secret_id!r} (stage {version_stage})"
+
+
+class SecretCacheError(Exception):
+    """Base class of every error secretcache raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        secret_id: str | None = None,
+        version_stage: str | None = None,
+        version_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.secret_id = secret_id
+        self.version_stage = version_stage
+        self.version_id = version_id
+
+    def __str__(self) -> str:
+        # KeyError (a base of SecretNotFoundError) would otherwise repr() the message.
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild,
+            (type(self), self.message, self.secret_id, self.version_stage, self.version_id),
+        )
+
+    def copy(self) -> SecretCacheError:
+        """A fresh instance with the same message and target, for re-raising a cached failure."""
+        return type(self)(
+            self.message,
+            secret_id=self.secret_id,
+            version_stage=self.version_stage,
+            version_id=self.version_id,
+        )
+
+
+def _rebuild(
+    cls: type[SecretCacheError],
+    message: str,
+    secret_id: str | None,
+    version_stage: str | None,
+    version_id: str | None,
+) -> SecretCacheError:
+    return cls(message, secret_id=secret_id, version_stage=version_stage, version_id=version_id)
+
+
+class SecretNotFoundError(SecretCacheError, KeyError):
+    """The secret, the stage label or the version id does not exist (or is being deleted)."""
+
+
+class SecretAccessDeniedError(SecretCacheError):
+    """IAM or KMS refused the read (``AccessDeniedException``, ``DecryptionFailure``)."""
+
+
+class SecretDecodeError(SecretCacheError, ValueError):
+    """The value is not what was asked for: not a JSON object, or string vs binary."""
+
+
+class SecretUnavailableError(SecretCacheError):
+    """The service could not be reached or kept failing, and no usable cached value exists."""

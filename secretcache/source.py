@@ -1,0 +1,297 @@
+"""Where secrets come from: the Secrets Manager calls, their retries, and error mapping.
+
+This is the only module that talks to AWS. Each fetch is exactly one
+``GetSecretValue`` that names its stage or version explicitly (never relying on
+the service default, never ``DescribeSecret``), retried with tenacity only for
+throttling and transient faults. Every failure leaves here as a typed
+:mod:`secretcache.errors` exception whose ``__cause__`` is the botocore error.
+
+botocore and boto3 are imported lazily so ``import secretcache`` stays cheap
+(Lambda cold starts pay for every import).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from .errors import (
+    SecretAccessDeniedError,
+    SecretCacheError,
+    SecretNotFoundError,
+    SecretUnavailableError,
+    describe_target,
+)
+from .value import SecretValue
+
+__all__ = ["BATCH_LIMIT", "CONNECT_TIMEOUT", "READ_TIMEOUT", "SecretSource"]
+
+log = logging.getLogger("secretcache")
+
+BATCH_LIMIT = 20
+"""``BatchGetSecretValue`` accepts at most this many ids per call."""
+
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 3.0
+"""Timeouts of the client the library creates itself (a client you pass keeps yours).
+
+With ``retry_attempts=3`` the one caller doing a fetch against an endpoint that
+never answers waits at most about 3 x 3 s plus < 2 s of backoff; readers that
+hold a cached value never wait on it at all.
+"""
+
+FETCH_DEADLINE = 15.0
+"""No new attempt is started once one fetch has spent this many seconds."""
+
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "DecryptionFailure",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError``, else ``None``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def _http_status(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int):
+            return status
+    return 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx and network faults: worth another attempt within one fetch."""
+    from botocore import exceptions as bce
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, bce.ClientError):
+        return error_code(exc) in _TRANSIENT_CODES or _http_status(exc) >= 500
+    return isinstance(exc, bce.HTTPClientError | bce.ConnectionError | ResponseParserError)
+
+
+def translate(
+    exc: BaseException,
+    secret_id: str,
+    version_stage: str | None,
+    version_id: str | None,
+    *,
+    attempts: int = 1,
+) -> SecretCacheError:
+    """Map a botocore failure to the typed error the caller sees (message has no value)."""
+    from botocore import exceptions as bce
+
+    target = describe_target(secret_id, version_stage, version_id)
+    where = {"secret_id": secret_id, "version_stage": version_stage, "version_id": version_id}
+    code = error_code(exc)
+    if code in _NOT_FOUND_CODES:
+        return SecretNotFoundError(f"secret {target} was not found ({code})", **where)
+    if code == "InvalidRequestException":
+        # Reads of a deleted or deletion-scheduled secret are refused this way.
+        return SecretNotFoundError(
+            f"secret {target} cannot be read: it is deleted or scheduled for deletion ({code})",
+            **where,
+        )
+    if code == "InvalidParameterException":
+        return SecretNotFoundError(
+            f"secret {target} was not found: the service rejected the id or label ({code})",
+            **where,
+        )
+    if code in _DENIED_CODES:
+        return SecretAccessDeniedError(f"reading secret {target} was denied ({code})", **where)
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return SecretAccessDeniedError(
+            f"reading secret {target} failed: no AWS credentials were found", **where
+        )
+    if isinstance(exc, bce.NoRegionError):
+        return SecretUnavailableError(
+            f"reading secret {target} failed: no AWS region is configured", **where
+        )
+    reason = code or type(exc).__name__
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    return SecretUnavailableError(f"secret {target} is unavailable: {reason}{tries}", **where)
+
+
+def create_default_client() -> Any:
+    """A ``secretsmanager`` client with bounded timeouts and no hidden botocore retries.
+
+    Retries are ours (tenacity, counted in ``stats().api_calls``), so botocore's
+    own are turned off; a fresh ``Session`` keeps creation thread-safe.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra="secretcache",
+    )
+    return boto3.session.Session().client("secretsmanager", config=config)
+
+
+class SecretSource:
+    """Performs fetches through one client; knows nothing about caching."""
+
+    def __init__(
+        self,
+        client: Any | None,
+        *,
+        retry_attempts: int,
+        count_call: Callable[[], None],
+    ) -> None:
+        self._client = client
+        self._owns_client = client is None
+        self._client_lock = threading.Lock()
+        self._retry_attempts = retry_attempts
+        self._count_call = count_call
+
+    @property
+    def client(self) -> Any:
+        """The client in use, created on first need when none was given."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = create_default_client()
+                client = self._client
+        return client
+
+    def after_fork(self) -> None:
+        """In a forked child: never reuse the parent's sockets or its lock."""
+        self._client_lock = threading.Lock()
+        if self._owns_client:
+            self._client = None
+            return
+        session = getattr(getattr(self._client, "_endpoint", None), "http_session", None)
+        close = getattr(session, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # pragma: no cover - best effort on foreign clients
+                log.debug("could not drop the inherited HTTP connections", exc_info=True)
+
+    def _attempts(self) -> Iterator[Any]:
+        return iter(
+            Retrying(
+                stop=stop_after_attempt(self._retry_attempts) | stop_after_delay(FETCH_DEADLINE),
+                wait=wait_random_exponential(multiplier=0.05, max=2.0),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+            )
+        )
+
+    def _call(self, operation: str, tally: list[int], **params: Any) -> dict[str, Any]:
+        """One logical call with retries; ``tally[0]`` counts the attempts made."""
+        for attempt in self._attempts():
+            with attempt:
+                tally[0] += 1
+                self._count_call()
+                response: dict[str, Any] = getattr(self.client, operation)(**params)
+                return response
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def get(self, secret_id: str, version_stage: str | None, version_id: str | None) -> SecretValue:
+        """One ``GetSecretValue`` for one stage or version; typed errors only."""
+        params: dict[str, Any] = {"SecretId": secret_id}
+        if version_id is not None:
+            params["VersionId"] = version_id
+        else:
+            params["VersionStage"] = version_stage
+        tally = [0]
+        try:
+            response = self._call("get_secret_value", tally, **params)
+        except Exception as exc:
+            if not _is_aws_failure(exc):
+                raise
+            raise translate(exc, secret_id, version_stage, version_id, attempts=tally[0]) from exc
+        return SecretValue.from_response(response)
+
+    def batch_get(self, secret_ids: Sequence[str]) -> dict[str, SecretValue]:
+        """``BatchGetSecretValue`` for up to 20 ids; returns what it could match.
+
+        Ids missing from the answer (errors, partial ARNs, a version that no longer
+        carries ``AWSCURRENT``) are simply absent: the caller fetches them one by
+        one, which also yields properly typed errors. An empty result means the
+        batch call is unavailable or denied and everything should be fetched singly.
+        """
+        if not secret_ids:
+            return {}
+        found: dict[str, SecretValue] = {}
+        wanted = list(secret_ids)
+        params: dict[str, Any] = {"SecretIdList": wanted}
+        while True:
+            try:
+                response = self._call("batch_get_secret_value", [0], **params)
+            except Exception as exc:
+                if not (_is_aws_failure(exc) or isinstance(exc, AttributeError)):
+                    raise
+                log.debug(
+                    "BatchGetSecretValue unavailable (%s); fetching one by one",
+                    error_code(exc) or type(exc).__name__,
+                )
+                return found
+            for item in response.get("SecretValues") or ():
+                if "AWSCURRENT" not in (item.get("VersionStages") or ()):
+                    continue
+                value = SecretValue.from_response(item)
+                for requested in wanted:
+                    if requested in found:
+                        continue
+                    if requested in (value.name, value.arn):
+                        found[requested] = value
+            token = response.get("NextToken")
+            if not token:
+                return found
+            params["NextToken"] = token
+
+
+def _is_aws_failure(exc: BaseException) -> bool:
+    from botocore import exceptions as bce
+
+    return isinstance(exc, bce.BotoCoreError | bce.ClientError)

@@ -157,6 +157,40 @@ def translate(
     return SecretUnavailableError(f"secret {target} is unavailable: {reason}{tries}", **where)
 
 
+class RedactSecretPayloads(logging.Filter):
+    """Blanks botocore's DEBUG dump of a request or response that carries a secret.
+
+    botocore logs every request and response body at DEBUG, so turning on debug
+    logging would otherwise print each ``GetSecretValue`` answer in full. Only
+    records holding ``SecretString``/``SecretBinary`` are touched; everything
+    else in botocore's log is left alone.
+    """
+
+    _MARKERS = ("SecretString", "SecretBinary")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            text = arg.decode("utf-8", "replace") if isinstance(arg, bytes | bytearray) else arg
+            if isinstance(text, str) and any(marker in text for marker in self._MARKERS):
+                record.msg = "<botocore debug record withheld by secretcache: it holds a secret>"
+                record.args = ()
+                break
+        return True
+
+
+_redaction_installed = False
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`RedactSecretPayloads` to botocore's body-logging loggers, once."""
+    global _redaction_installed
+    if not _redaction_installed:
+        _redaction_installed = True
+        for name in ("botocore.parsers", "botocore.endpoint"):
+            logging.getLogger(name).addFilter(RedactSecretPayloads())
+
+
 def create_default_client() -> Any:
     """A ``secretsmanager`` client with bounded timeouts and no hidden botocore retries.
 
@@ -187,6 +221,7 @@ class SecretSource:
     ) -> None:
         self._client = client
         self._owns_client = client is None
+        install_log_redaction()
         self._client_lock = threading.Lock()
         self._retry_attempts = retry_attempts
         self._count_call = count_call

@@ -1,0 +1,89 @@
+"""Throttling and transient faults are retried; definitive answers map to typed errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from secretcache import (
+    CacheConfig,
+    SecretAccessDeniedError,
+    SecretCache,
+    SecretCacheError,
+    SecretNotFoundError,
+    SecretUnavailableError,
+)
+from tests.helpers import FaultInjector
+
+
+@pytest.fixture
+def secret(sm: Any) -> Any:
+    sm.create_secret(Name="svc/key", SecretString="value-1")
+    return sm
+
+
+def test_throttling_is_retried_within_one_fetch(secret: Any) -> None:
+    faults = FaultInjector(secret)
+    faults.inject("ThrottlingException", times=2)
+    cache = SecretCache(secret, config=CacheConfig(retry_attempts=3))
+    assert cache.get_secret_string("svc/key") == "value-1"
+    assert cache.stats().api_calls == 3
+    assert cache.stats().errors == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ThrottlingException", 400), ("InternalServiceError", 500), ("ServiceUnavailable", 503)],
+)
+def test_persistent_transient_fault_is_unavailable_with_the_real_cause(
+    secret: Any, code: str, status: int
+) -> None:
+    faults = FaultInjector(secret)
+    faults.inject(code, times=None, status=status)
+    cache = SecretCache(secret, config=CacheConfig(retry_attempts=3))
+    with pytest.raises(SecretUnavailableError) as err:
+        cache.get_secret_string("svc/key")
+    assert "'svc/key' (stage AWSCURRENT)" in str(err.value)
+    assert code in str(err.value) and "3 attempts" in str(err.value)
+    assert isinstance(err.value.__cause__, ClientError)  # not tenacity's RetryError
+    assert cache.stats().api_calls == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("AccessDeniedException", SecretAccessDeniedError),
+        ("DecryptionFailure", SecretAccessDeniedError),
+        ("ResourceNotFoundException", SecretNotFoundError),
+        ("InvalidRequestException", SecretNotFoundError),
+    ],
+)
+def test_definitive_errors_are_not_retried(
+    secret: Any, code: str, error: type[SecretCacheError]
+) -> None:
+    faults = FaultInjector(secret)
+    faults.inject(code, times=None)
+    cache = SecretCache(secret, config=CacheConfig(retry_attempts=3))
+    with pytest.raises(error) as err:
+        cache.get_secret_string("svc/key", "AWSPREVIOUS")
+    assert err.value.secret_id == "svc/key" and err.value.version_stage == "AWSPREVIOUS"
+    assert code in str(err.value)
+    assert cache.stats().api_calls == 1
+
+
+def test_deleted_secret_is_not_found(secret: Any) -> None:
+    secret.delete_secret(SecretId="svc/key", RecoveryWindowInDays=7)
+    with pytest.raises(SecretNotFoundError, match="deleted or scheduled for deletion"):
+        SecretCache(secret).get_secret_string("svc/key")
+
+
+def test_errors_pickle_and_copy_cleanly(secret: Any) -> None:
+    import pickle
+
+    with pytest.raises(SecretNotFoundError) as err:
+        SecretCache(secret).get_secret_string("absent")
+    clone = pickle.loads(pickle.dumps(err.value))
+    assert type(clone) is SecretNotFoundError and str(clone) == str(err.value)
+    assert clone.secret_id == "absent"

@@ -34,6 +34,8 @@ monotonic = time.monotonic  # module-level so tests can move time without sleepi
 _ERROR_BACKOFF_BASE = 1.0
 """First delay after a failed fetch; doubles per consecutive failure up to error_backoff_max."""
 
+_NEVER = -math.inf
+
 _MAX_ID_LENGTH = 2048  # the service's own limit for names and ARNs
 _MAX_LABEL_LENGTH = 256
 
@@ -53,13 +55,11 @@ class _Entry:
         "error",
         "expires_at",
         "failures",
-        "fetched_at",
         "key",
         "last_used",
         "lock",
         "retry_at",
         "secret_id",
-        "stale_until",
         "value",
         "version_id",
         "version_stage",
@@ -73,15 +73,13 @@ class _Entry:
         self.version_stage = version_stage
         self.version_id = version_id
         self.value: SecretValue | None = None
-        self.expires_at = -math.inf  # fresh while monotonic() < expires_at
-        self.stale_until = -math.inf  # last good value may be served until then
-        self.fetched_at = -math.inf  # last successful fetch
-        self.attempted_at = -math.inf  # last fetch attempt, successful or not
+        self.expires_at = _NEVER  # fresh while monotonic() < expires_at
+        self.attempted_at = _NEVER  # start of the last fetch; ``error`` says how it ended
         self.last_used = monotonic()
         self.error: SecretCacheError | None = None
         self.failures = 0
-        self.retry_at = -math.inf  # no fetch attempt before this (error backoff)
-        self.lock = threading.RLock()
+        self.retry_at = _NEVER  # no fetch attempt before this (error backoff)
+        self.lock = threading.Lock()
 
     @property
     def target(self) -> str:
@@ -267,10 +265,9 @@ class SecretCache:
             value = entry.value
             if entry.attempted_at >= asked_at:
                 # Someone fetched while we waited for the lock: share their answer.
-                if value is not None and entry.fetched_at >= asked_at:
+                if entry.error is None and value is not None:
                     return value
-                if entry.error is not None:
-                    entry.raise_error()
+                entry.raise_error()
             if value is not None:
                 if unless_newer_than is not None and value.version_id != unless_newer_than:
                     return value
@@ -283,7 +280,9 @@ class SecretCache:
                     self._misses += 1
                 else:
                     self._refreshes += 1
-            return self._fetch_locked(entry)
+            fresh = self._fetch_locked(entry)
+        self._report_change(entry, value, fresh)
+        return fresh
 
     def invalidate(self, secret_id: str | None = None) -> None:
         """Forget one secret (every stage and version of it), or everything."""
@@ -427,7 +426,7 @@ class SecretCache:
         if now < entry.retry_at:
             return self._serve_stale(entry, stale, now)  # backing off after a failure
         if not entry.lock.acquire(blocking=False):
-            if now < entry.stale_until:
+            if now < entry.expires_at + self._config.max_stale:
                 self._count_stale()
                 return stale
             with entry.lock:  # too stale to serve: wait for the refresher's answer
@@ -441,14 +440,17 @@ class SecretCache:
             with self._counter_lock:
                 self._refreshes += 1
             try:
-                return self._fetch_locked(entry)
+                fresh = self._fetch_locked(entry)
             except SecretCacheError:
                 return self._serve_stale(entry, stale, monotonic())
         finally:
             entry.lock.release()
+        self._report_change(entry, stale, fresh)
+        return fresh
 
     def _serve_stale(self, entry: _Entry, stale: SecretValue, now: float) -> SecretValue:
-        if now < entry.stale_until:
+        """The last good value while within ``max_stale`` of its expiry, else the error."""
+        if now < entry.expires_at + self._config.max_stale:
             self._count_stale()
             return stale
         if entry.error is not None:
@@ -457,7 +459,6 @@ class SecretCache:
 
     def _fetch_locked(self, entry: _Entry) -> SecretValue:
         """One fetch into ``entry``; the caller holds ``entry.lock``."""
-        previous = entry.value
         entry.attempted_at = monotonic()
         try:
             value = self._source.get(entry.secret_id, entry.version_stage, entry.version_id)
@@ -466,8 +467,6 @@ class SecretCache:
             raise
         self._store_locked(entry, value)
         log.debug("fetched secret %s: version %s", entry.target, value.version_id)
-        if previous is not None and previous.version_id != value.version_id:
-            self._notify_change(entry, previous.version_id, value.version_id)
         return value
 
     def _record_failure(self, entry: _Entry, exc: SecretCacheError) -> None:
@@ -493,16 +492,13 @@ class SecretCache:
         now = monotonic()
         config = self._config
         entry.value = value  # the value first: a reader that sees the new expiry sees it too
-        entry.fetched_at = now
         entry.error = None
         entry.failures = 0
-        entry.retry_at = -math.inf
+        entry.retry_at = _NEVER
         if entry.version_id is not None:
-            entry.stale_until = entry.expires_at = math.inf  # a version's content never changes
+            entry.expires_at = math.inf  # a version's content never changes
         else:
-            ttl = config.ttl * (1.0 - config.jitter * random.random())
-            entry.stale_until = now + ttl + config.max_stale
-            entry.expires_at = now + ttl
+            entry.expires_at = now + config.ttl * (1.0 - config.jitter * random.random())
 
     def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
         entry = self._entry(secret_id, "AWSCURRENT", None)
@@ -510,13 +506,16 @@ class SecretCache:
             previous = entry.value
             entry.attempted_at = monotonic()
             self._store_locked(entry, value)
-            if previous is not None and previous.version_id != value.version_id:
-                self._notify_change(entry, previous.version_id, value.version_id)
+        self._report_change(entry, previous, value)
 
-    def _notify_change(self, entry: _Entry, old: str, new: str) -> None:
+    def _report_change(
+        self, entry: _Entry, previous: SecretValue | None, fresh: SecretValue
+    ) -> None:
+        """Call ``on_change`` (outside every lock, so it may use the cache freely)."""
         callback = self._config.on_change
-        if callback is None:
+        if callback is None or previous is None or previous.version_id == fresh.version_id:
             return
+        old, new = previous.version_id, fresh.version_id
         label = entry.version_id if entry.version_id is not None else entry.version_stage
         try:
             callback(entry.secret_id, label or "", old, new)
@@ -553,7 +552,7 @@ class SecretCache:
         self._lock = threading.Lock()
         self._counter_lock = threading.Lock()
         for entry in list(self._entries.values()):
-            entry.lock = threading.RLock()
+            entry.lock = threading.Lock()
         self._source.after_fork()
 
 

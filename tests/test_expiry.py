@@ -66,7 +66,7 @@ def test_jitter_spreads_expiry_within_bounds(sm: Any, clock: FakeClock) -> None:
         sm.create_secret(Name=f"s{i}", SecretString="x")
         cache.get_secret_string(f"s{i}")
         entry = cache._entries[(f"s{i}", "AWSCURRENT")]
-        lifetimes.append(entry.expires_at - entry.fetched_at)
+        lifetimes.append(entry.expires_at - clock.now)
     assert all(800 <= life <= 1000 for life in lifetimes)
     assert len(set(lifetimes)) > 30  # not in lockstep
 

@@ -112,6 +112,9 @@ class SecretCache:
         self._config = config
         self._stage = config.default_version_stage
         self._entries: dict[EntryKey, _Entry] = {}
+        # The same default-stage entries again, keyed by the bare id: the most common
+        # read then needs no key tuple (and no tuple hash) at all.
+        self._current: dict[str, _Entry] = {}
         self._lock = threading.Lock()  # guards inserting and removing entries
         self._source = SecretSource(
             client, retry_attempts=config.retry_attempts, count_call=self._count_call
@@ -134,10 +137,14 @@ class SecretCache:
     ) -> str:
         """The secret's string value (``SecretDecodeError`` if it is binary)."""
         try:
-            entry = self._entries.get(
-                (secret_id, self._stage if version_stage is None else version_stage)
-                if version_id is None
-                else (secret_id, version_stage, version_id)
+            entry = (
+                self._current.get(secret_id)
+                if version_stage is None and version_id is None
+                else self._entries.get(
+                    (secret_id, version_stage)
+                    if version_id is None
+                    else (secret_id, version_stage, version_id)
+                )
             )
         except TypeError:  # unhashable id: let the slow path explain
             entry = None
@@ -159,10 +166,14 @@ class SecretCache:
     ) -> bytes:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
         try:
-            entry = self._entries.get(
-                (secret_id, self._stage if version_stage is None else version_stage)
-                if version_id is None
-                else (secret_id, version_stage, version_id)
+            entry = (
+                self._current.get(secret_id)
+                if version_stage is None and version_id is None
+                else self._entries.get(
+                    (secret_id, version_stage)
+                    if version_id is None
+                    else (secret_id, version_stage, version_id)
+                )
             )
         except TypeError:
             entry = None
@@ -184,10 +195,14 @@ class SecretCache:
     ) -> Mapping[str, Any]:
         """The value parsed as a JSON object: read-only, parsed once per fetched version."""
         try:
-            entry = self._entries.get(
-                (secret_id, self._stage if version_stage is None else version_stage)
-                if version_id is None
-                else (secret_id, version_stage, version_id)
+            entry = (
+                self._current.get(secret_id)
+                if version_stage is None and version_id is None
+                else self._entries.get(
+                    (secret_id, version_stage)
+                    if version_id is None
+                    else (secret_id, version_stage, version_id)
+                )
             )
         except TypeError:
             entry = None
@@ -212,10 +227,14 @@ class SecretCache:
     ) -> SecretValue:
         """The whole ``SecretValue`` record (string or binary, ids, stages, date)."""
         try:
-            entry = self._entries.get(
-                (secret_id, self._stage if version_stage is None else version_stage)
-                if version_id is None
-                else (secret_id, version_stage, version_id)
+            entry = (
+                self._current.get(secret_id)
+                if version_stage is None and version_id is None
+                else self._entries.get(
+                    (secret_id, version_stage)
+                    if version_id is None
+                    else (secret_id, version_stage, version_id)
+                )
             )
         except TypeError:
             entry = None
@@ -289,9 +308,11 @@ class SecretCache:
         with self._lock:
             if secret_id is None:
                 self._entries.clear()
+                self._current.clear()
                 return
             for key in [k for k in self._entries if k[0] == secret_id]:
                 del self._entries[key]
+            self._current.pop(secret_id, None)
 
     def prefetch(self, *secret_ids: str) -> None:
         """Warm ``AWSCURRENT`` of several secrets: one ``BatchGetSecretValue`` per 20.
@@ -380,6 +401,8 @@ class SecretCache:
                     self._evict_locked()
                 entry = _Entry(key, secret_id, version_stage, version_id)
                 self._entries[key] = entry
+                if version_stage == self._stage:
+                    self._current[secret_id] = entry
             return entry
 
     def _evict_locked(self) -> None:
@@ -392,6 +415,8 @@ class SecretCache:
         while len(self._entries) >= self._config.max_size:
             victim = min(self._entries.values(), key=_last_used)
             del self._entries[victim.key]
+            if self._current.get(victim.secret_id) is victim:
+                del self._current[victim.secret_id]
             log.debug("evicted %s (least recently used)", victim.target)
 
     def _read(

@@ -7,13 +7,16 @@ it always sees the current version rather than one frozen at decoration time.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from .cache import SecretCache, default_cache
-from .errors import SecretDecodeError, describe_target
+from .errors import SecretCacheError, SecretDecodeError, describe_target
 
 __all__ = ["inject_secret_json", "inject_secret_string", "refresh_on_error"]
+
+log = logging.getLogger("secretcache")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,11 +114,35 @@ def refresh_on_error(
 
     For code that *uses* a secret (an HTTP API key, say) and learns it is stale
     only when the far side rejects it: on one of ``exceptions`` the secret is
-    force-refreshed (coalesced and rate-limited like ``SecretCache.refresh``) and
-    the call is repeated once if the version changed; otherwise the error stands.
+    force-refreshed (coalesced; the first failure with a version is checked at
+    once, repeated ones are held to ``min_refresh_interval``) and the call is
+    repeated once if the version changed; otherwise -- or if the refresh itself
+    fails -- the original error stands.
     """
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        # The version whose failure was last checked without waiting. The first failure
+        # with a version bypasses min_refresh_interval (a rotation may have landed just
+        # after that version was fetched); repeated failures with it are rate-limited,
+        # so a key that is simply wrong does not cost an API call per call.
+        checked: list[str | None] = [None]
+
+        def newer_version(active: SecretCache, used: str) -> bool:
+            interval = 0.0 if checked[0] != used else active.config.min_refresh_interval
+            checked[0] = used
+            try:
+                fresh = active.force_refresh(
+                    secret_id, version_stage, min_interval=interval, unless_newer_than=used
+                )
+            except SecretCacheError as exc:  # the caller's own error is the one to see
+                log.warning(
+                    "refresh_on_error: could not re-read secret %s (%s)",
+                    describe_target(secret_id, version_stage or "default stage", None),
+                    type(exc).__name__,
+                )
+                return False
+            return fresh.version_id != used
+
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             active = cache or default_cache()
@@ -123,8 +150,7 @@ def refresh_on_error(
             try:
                 return func(*args, **kwargs)
             except exceptions:
-                fresh = active.refresh(secret_id, version_stage)
-                if fresh.version_id == used:
+                if not newer_version(active, used):
                     raise
             return func(*args, **kwargs)
 

@@ -1,0 +1,351 @@
+"""Drop-in replacements for the classes of ``aws-secretsmanager-caching`` 1.2.0.
+
+Migrating is one import::
+
+    from secretcache.compat import SecretCache, SecretCacheConfig, InjectSecretString
+
+Constructor arguments, option names and defaults, method names, return values
+(``None`` where the original returns ``None``) and the exception types callers
+see (botocore's ``ClientError`` and friends) follow that library, so code that
+catches its errors keeps working. Underneath is secretcache's engine: one
+``GetSecretValue`` per fetch (the original adds a ``DescribeSecret``), no lock
+or copy on a cache hit, and ``refresh_secret_now`` that does not sleep.
+
+How ``SecretCacheConfig`` maps onto :class:`secretcache.CacheConfig`:
+
+=================================  ============================================
+``max_cache_size``                 ``max_size`` (entries are secret + stage pairs)
+``secret_refresh_interval``        ``ttl``, with ``jitter=0.5``: the original
+                                   draws each refresh time from ``[ttl/2, ttl]``
+``default_version_stage``          ``default_version_stage``
+``exception_retry_delay_max``      ``error_backoff_max``
+``exception_retry_delay_base``     accepted; the engine's backoff starts at 1 s
+``exception_retry_growth_factor``  accepted; the engine's backoff doubles
+``secret_cache_hook``              applied here, around the engine (see below)
+(none)                             ``max_stale=inf``: like the original, the
+                                   last good value is served for as long as
+                                   refreshes keep failing
+=================================  ============================================
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from .cache import SecretCache as _EngineCache
+from .config import CacheConfig
+from .errors import SecretCacheError, SecretDecodeError, SecretNotFoundError
+from .source import error_code
+from .value import SecretValue
+
+__all__ = [
+    "InjectKeywordedSecretString",
+    "InjectSecretString",
+    "SecretCache",
+    "SecretCacheConfig",
+    "SecretCacheHook",
+]
+
+R = TypeVar("R")
+
+_FIELDS = ("ARN", "Name", "VersionId", "VersionStages", "CreatedDate")
+
+
+class SecretCacheHook:
+    """Transforms what the cache keeps: ``put`` when a value is stored, ``get`` on each read.
+
+    Subclass it and override both methods (hooks written for the original
+    library's class work unchanged: any object with ``put`` and ``get`` does).
+
+    The hook receives a ``GetSecretValue``-shaped dict (``ARN``, ``Name``,
+    ``VersionId``, ``VersionStages``, ``CreatedDate`` and ``SecretString`` or
+    ``SecretBinary``; no ``ResponseMetadata``) and whatever ``get`` returns is
+    what the read returns from. Note that secretcache's engine keeps its own copy
+    of the value underneath, so a hook that encrypts does not keep the plaintext
+    out of this process's memory (the original library's hook does).
+    """
+
+    def put(self, obj: Any) -> Any:
+        """What to keep for ``obj`` (a response dict)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement put()")
+
+    def get(self, cached_obj: Any) -> Any:
+        """The response dict back from what ``put`` returned."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get()")
+
+
+class SecretCacheConfig:
+    """The original's options, names and defaults; unknown options raise ``TypeError``.
+
+    Each option is also an attribute. :meth:`to_cache_config` translates them
+    for secretcache's engine.
+    """
+
+    OPTION_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "max_cache_size": 1024,
+        "exception_retry_delay_base": 1,
+        "exception_retry_growth_factor": 2,
+        "exception_retry_delay_max": 3600,
+        "default_version_stage": "AWSCURRENT",
+        "secret_refresh_interval": 3600,
+        "secret_cache_hook": None,
+    }
+
+    max_cache_size: int
+    exception_retry_delay_base: float
+    exception_retry_growth_factor: float
+    exception_retry_delay_max: float
+    default_version_stage: str
+    secret_refresh_interval: float
+    secret_cache_hook: Any
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key in kwargs:
+            if key not in self.OPTION_DEFAULTS:
+                raise TypeError(f"SecretCacheConfig got an unexpected keyword argument {key!r}")
+        for key, default in self.OPTION_DEFAULTS.items():
+            setattr(self, key, kwargs.get(key, default))
+
+    def to_cache_config(self) -> CacheConfig:
+        """The equivalent :class:`secretcache.CacheConfig` (see the module docstring)."""
+        return CacheConfig(
+            ttl=float(self.secret_refresh_interval),
+            jitter=0.5,
+            max_size=int(self.max_cache_size),
+            default_version_stage=self.default_version_stage,
+            error_backoff_max=float(self.exception_retry_delay_max),
+            max_stale=math.inf,
+        )
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.OPTION_DEFAULTS)
+        return f"SecretCacheConfig({options})"
+
+
+class SecretCache:
+    """``aws_secretsmanager_caching.SecretCache`` with secretcache's engine underneath.
+
+    ``get_secret_string`` / ``get_secret_binary`` return ``None`` when the secret
+    holds the other kind of value or no version carries the stage, and raise the
+    botocore exception (``ClientError``, ``EndpointConnectionError``, ...) when
+    the read fails, as the original does.
+    """
+
+    def __init__(self, config: SecretCacheConfig | None = None, client: Any = None) -> None:
+        # The original deep-copies its config (hook included), so later changes to
+        # the caller's object do not reach the cache; keep that.
+        self._config = copy.deepcopy(config if config is not None else SecretCacheConfig())
+        self._engine = _EngineCache(client, config=self._config.to_cache_config())
+        self._stage: str = self._engine.config.default_version_stage
+        self._hook: Any = self._config.secret_cache_hook
+        # (secret_id, stage) -> (the SecretValue put through the hook, what put returned)
+        self._hooked: dict[tuple[str, str], tuple[SecretValue, Any]] = {}
+
+    @property
+    def engine(self) -> _EngineCache:
+        """The secretcache cache doing the work (for ``stats()``, ``prefetch()``...)."""
+        return self._engine
+
+    def get_secret_string(self, secret_id: str, version_stage: str | None = None) -> str | None:
+        """The string value, or ``None`` (binary secret, or no version has the stage)."""
+        stage = version_stage or self._stage
+        if self._hook is None:
+            try:
+                return self._engine.get_secret(secret_id, stage).secret_string
+            except SecretCacheError as exc:
+                self._handle_failure(exc, secret_id, stage)
+                return None
+        response = self._through_hook(secret_id, stage)
+        return None if not response else response.get("SecretString")
+
+    def get_secret_binary(self, secret_id: str, version_stage: str | None = None) -> bytes | None:
+        """The binary value, or ``None`` (string secret, or no version has the stage)."""
+        stage = version_stage or self._stage
+        if self._hook is None:
+            try:
+                return self._engine.get_secret(secret_id, stage).secret_binary
+            except SecretCacheError as exc:
+                self._handle_failure(exc, secret_id, stage)
+                return None
+        response = self._through_hook(secret_id, stage)
+        return None if not response else response.get("SecretBinary")
+
+    def refresh_secret_now(self, secret_id: str) -> bool:
+        """Re-read every cached stage of the secret now; ``True`` if that worked.
+
+        No sleep: concurrent calls share one API call, and calls within
+        ``min_refresh_interval`` (1 s) of the last fetch reuse it. Failures are
+        reported by the return value, not raised, as in the original.
+        """
+        stages = [
+            key[1]
+            for key in list(self._engine._entries)
+            if key[0] == secret_id and len(key) == 2 and isinstance(key[1], str)
+        ]
+        ok = True
+        for stage in stages or [self._stage]:
+            try:
+                self._engine.refresh(secret_id, stage)
+            except SecretCacheError as exc:
+                if not self._stage_missing(exc, secret_id, stage):
+                    ok = False
+        return ok
+
+    def __repr__(self) -> str:
+        return f"<compat.SecretCache engine={self._engine!r}>"
+
+    # ------------------------------------------------------------ internals
+
+    def _through_hook(self, secret_id: str, stage: str) -> Any:
+        try:
+            value = self._engine.get_secret(secret_id, stage)
+        except SecretCacheError as exc:
+            self._handle_failure(exc, secret_id, stage)
+            return None
+        key = (secret_id, stage)
+        kept = self._hooked.get(key)
+        if kept is None or kept[0] is not value:
+            if kept is None and len(self._hooked) >= self._engine.config.max_size:
+                self._hooked.pop(next(iter(self._hooked)), None)
+            kept = (value, self._hook.put(_as_response(value)))
+            self._hooked[key] = kept
+        return copy.deepcopy(self._hook.get(kept[1]))
+
+    def _handle_failure(self, exc: SecretCacheError, secret_id: str, stage: str) -> None:
+        """Return (meaning: answer ``None``) for a missing stage; raise what the original would."""
+        if self._stage_missing(exc, secret_id, stage):
+            return
+        raise _original_error(exc)
+
+    def _stage_missing(self, exc: SecretCacheError, secret_id: str, stage: str) -> bool:
+        """Whether the secret exists but no version carries ``stage``.
+
+        The original learns this from ``DescribeSecret``; here it is read from the
+        ``ResourceNotFoundException`` itself (the service's message names the
+        staging label), or, where the message does not say (moto), from whether
+        ``AWSCURRENT`` of the same secret can be read -- a ``GetSecretValue`` that
+        is cached like any other read.
+        """
+        if not isinstance(exc, SecretNotFoundError):
+            return False
+        cause = exc.__cause__
+        if cause is None or error_code(cause) != "ResourceNotFoundException":
+            return False
+        message = str(getattr(cause, "response", {}).get("Error", {}).get("Message", ""))
+        if "staging label" in message.lower():
+            return True
+        if stage == "AWSCURRENT":
+            return False
+        try:
+            self._engine.get_secret(secret_id, "AWSCURRENT")
+        except SecretCacheError:
+            return False
+        return True
+
+
+def _original_error(exc: SecretCacheError) -> BaseException:
+    """The botocore exception behind ``exc`` (a fresh copy), else ``exc`` itself."""
+    cause = exc.__cause__
+    if cause is None:
+        return exc
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(cause, ClientError):
+        fresh: BaseException = type(cause)(cause.response, cause.operation_name)
+    elif isinstance(cause, BotoCoreError):
+        try:
+            fresh = type(cause)(**getattr(cause, "kwargs", {}))
+        except Exception:
+            fresh = cause.with_traceback(None)
+    else:
+        return exc
+    fresh.__cause__ = exc  # keeps secretcache's account (secret id, stage) in the chain
+    return fresh
+
+
+def _as_response(value: SecretValue) -> dict[str, Any]:
+    """A ``GetSecretValue``-shaped dict of ``value`` for a ``SecretCacheHook``."""
+    response: dict[str, Any] = {
+        "ARN": value.arn,
+        "Name": value.name,
+        "VersionId": value.version_id,
+        "VersionStages": list(value.version_stages),
+        "CreatedDate": value.created_date,
+    }
+    if value.secret_binary is not None:
+        response["SecretBinary"] = value.secret_binary
+    else:
+        response["SecretString"] = value.secret_string
+    return response
+
+
+class InjectSecretString:
+    """Decorator: pass the secret's string as the first argument (after ``self`` on methods).
+
+    ``self`` is recognised the way the original does it: the first argument's
+    class has an attribute named like the function.
+    """
+
+    def __init__(self, secret_id: str, cache: Any) -> None:
+        self.cache = cache
+        self.secret_id = secret_id
+
+    def __call__(self, func: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            secret = self.cache.get_secret_string(secret_id=self.secret_id)
+            if args and hasattr(type(args[0]), func.__name__):
+                return func(args[0], secret, *args[1:], **kwargs)
+            return func(secret, *args, **kwargs)
+
+        return wrapper
+
+
+class InjectKeywordedSecretString:
+    """Decorator: pass fields of a JSON secret as keyword arguments, ``param="json_key"``.
+
+    As in the original, a value that is not valid JSON or lacks a key raises
+    ``RuntimeError`` (naming the key, never the value).
+    """
+
+    def __init__(self, secret_id: str, cache: Any, **kwargs: str) -> None:
+        self.cache = cache
+        self.kwarg_map = kwargs
+        self.secret_id = secret_id
+
+    def __call__(self, func: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            document = self._document()
+            resolved: dict[str, Any] = {}
+            for parameter, key in self.kwarg_map.items():
+                try:
+                    resolved[parameter] = document[key]
+                except KeyError:
+                    raise RuntimeError(
+                        f"secret {self.secret_id!r} has no JSON key {key!r}"
+                    ) from None
+            return func(*args, **resolved, **kwargs)
+
+        return wrapper
+
+    def _document(self) -> Any:
+        cache = self.cache
+        if isinstance(cache, SecretCache) and cache._hook is None:
+            # Parsed once per fetched version by the engine instead of on every call.
+            try:
+                return cache._engine.get_secret_json(self.secret_id, cache._stage)
+            except SecretDecodeError:
+                pass  # not a JSON object: let the generic path give the original's errors
+            except SecretCacheError:
+                pass  # missing stage or failed read: the generic path decides None vs raise
+        text = cache.get_secret_string(secret_id=self.secret_id)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise RuntimeError(f"secret {self.secret_id!r} is not valid JSON") from None

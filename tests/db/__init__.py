@@ -1,0 +1,1 @@
+"""Rotation tests against real PostgreSQL and MariaDB servers."""

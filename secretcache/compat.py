@@ -145,6 +145,8 @@ class SecretCache:
         self._hook: Any = self._config.secret_cache_hook
         # (secret_id, stage) -> (the SecretValue put through the hook, what put returned)
         self._hooked: dict[tuple[str, str], tuple[SecretValue, Any]] = {}
+        # (secret_id, stage) -> the version refresh_secret_now last confirmed or saw fail
+        self._checked: dict[tuple[str, str], str | None] = {}
 
     @property
     def engine(self) -> _EngineCache:
@@ -153,53 +155,71 @@ class SecretCache:
 
     def get_secret_string(self, secret_id: str, version_stage: str | None = None) -> str | None:
         """The string value, or ``None`` (binary secret, or no version has the stage)."""
-        stage = version_stage or self._stage
         if self._hook is None:
             try:
-                return self._engine.get_secret(secret_id, stage).secret_string
+                # None, not the default stage's name: the engine's fastest lookup.
+                return self._engine.get_secret(secret_id, version_stage or None).secret_string
             except SecretCacheError as exc:
-                self._handle_failure(exc, secret_id, stage)
+                self._handle_failure(exc, secret_id, version_stage or self._stage)
                 return None
-        response = self._through_hook(secret_id, stage)
+        response = self._through_hook(secret_id, version_stage or self._stage)
         return None if not response else response.get("SecretString")
 
     def get_secret_binary(self, secret_id: str, version_stage: str | None = None) -> bytes | None:
         """The binary value, or ``None`` (string secret, or no version has the stage)."""
-        stage = version_stage or self._stage
         if self._hook is None:
             try:
-                return self._engine.get_secret(secret_id, stage).secret_binary
+                return self._engine.get_secret(secret_id, version_stage or None).secret_binary
             except SecretCacheError as exc:
-                self._handle_failure(exc, secret_id, stage)
+                self._handle_failure(exc, secret_id, version_stage or self._stage)
                 return None
-        response = self._through_hook(secret_id, stage)
+        response = self._through_hook(secret_id, version_stage or self._stage)
         return None if not response else response.get("SecretBinary")
 
     def refresh_secret_now(self, secret_id: str) -> bool:
         """Re-read every cached stage of the secret now; ``True`` if that worked.
 
-        No sleep: concurrent calls share one API call, and calls within
-        ``min_refresh_interval`` (1 s) of the last fetch reuse it. Failures are
+        No sleep (the original waits 2.5-5 s first). Concurrent calls share one
+        API call. The first call for a cached version always asks the service --
+        the usual caller has just seen that version rejected -- while repeated
+        calls for the same version within ``min_refresh_interval`` (1 s) reuse
+        the last answer, so a loop cannot hammer the service. Failures are
         reported by the return value, not raised, as in the original.
         """
+        entries = self._engine._entries
         stages = [
             key[1]
-            for key in list(self._engine._entries)
+            for key in list(entries)
             if key[0] == secret_id and len(key) == 2 and isinstance(key[1], str)
         ]
         ok = True
         for stage in stages or [self._stage]:
+            key = (secret_id, stage)
+            entry = entries.get(key)
+            held = entry.value.version_id if entry is not None and entry.value else None
+            if held is None or self._checked.get(key) != held:
+                interval = 0.0
+            else:
+                interval = self._engine.config.min_refresh_interval
             try:
-                self._engine.refresh(secret_id, stage)
+                fresh = self._engine.force_refresh(secret_id, stage, min_interval=interval)
             except SecretCacheError as exc:
+                self._remember_check(key, held)
                 if not self._stage_missing(exc, secret_id, stage):
                     ok = False
+            else:
+                self._remember_check(key, fresh.version_id)
         return ok
 
     def __repr__(self) -> str:
         return f"<compat.SecretCache engine={self._engine!r}>"
 
     # ------------------------------------------------------------ internals
+
+    def _remember_check(self, key: tuple[str, str], version_id: str | None) -> None:
+        if key not in self._checked and len(self._checked) >= self._engine.config.max_size:
+            self._checked.pop(next(iter(self._checked)), None)
+        self._checked[key] = version_id
 
     def _through_hook(self, secret_id: str, stage: str) -> Any:
         try:
@@ -339,7 +359,7 @@ class InjectKeywordedSecretString:
         if isinstance(cache, SecretCache) and cache._hook is None:
             # Parsed once per fetched version by the engine instead of on every call.
             try:
-                return cache._engine.get_secret_json(self.secret_id, cache._stage)
+                return cache._engine.get_secret_json(self.secret_id)
             except SecretDecodeError:
                 pass  # not a JSON object: let the generic path give the original's errors
             except SecretCacheError:

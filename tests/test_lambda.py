@@ -200,7 +200,8 @@ def test_explicit_cache_and_shared_secret_ids(secrets: dict[str, Any], sm: Any) 
 
     @with_secrets(cache=cache, key="prod/api-key", same_key="prod/api-key", db="prod/db")
     def handler(event: Any, context: Any, *, key: str, same_key: str, db: Mapping[str, Any]) -> str:
-        assert key is same_key
+        shared = key is same_key
+        assert shared, "one secret id, two different values"
         return str(db["username"])
 
     assert calls.by_operation() == {"BatchGetSecretValue": 1}

@@ -322,13 +322,24 @@ class SecretCache:
         failure is raised at the end, after the others have been cached.
         """
         wanted: list[str] = []
+        backing_off: list[str] = []  # failed lately: answered from the cache, never batched
         for secret_id in secret_ids:
             _check_id(secret_id)
             key = (secret_id, "AWSCURRENT")
             entry = self._entries.get(key)
-            if secret_id not in wanted and (entry is None or not monotonic() < entry.expires_at):
-                wanted.append(secret_id)
+            if secret_id in wanted or secret_id in backing_off:
+                continue
+            if entry is None or not monotonic() < entry.expires_at:
+                if entry is not None and monotonic() < entry.retry_at:
+                    backing_off.append(secret_id)
+                else:
+                    wanted.append(secret_id)
         first_error: SecretCacheError | None = None
+        for secret_id in backing_off:
+            try:
+                self._read(secret_id, "AWSCURRENT", None)  # stale value or the remembered error
+            except SecretCacheError as exc:
+                first_error = first_error or exc
         for start in range(0, len(wanted), BATCH_LIMIT):
             chunk = wanted[start : start + BATCH_LIMIT]
             found = self._source.batch_get(chunk) if len(chunk) > 1 else {}

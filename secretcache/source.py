@@ -144,6 +144,13 @@ def translate(
         )
     if code in _DENIED_CODES:
         return SecretAccessDeniedError(f"reading secret {target} was denied ({code})", **where)
+    if isinstance(exc, bce.ParamValidationError):
+        # botocore refuses before sending: an id or label no secret can have.
+        report = str(exc.kwargs.get("report", "")).replace("\n", "; ")
+        return SecretNotFoundError(
+            f"secret {target} was not found: the request was refused before sending ({report})",
+            **where,
+        )
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
         return SecretAccessDeniedError(
             f"reading secret {target} failed: no AWS credentials were found", **where

@@ -134,11 +134,15 @@ class SecretValue:
                 version_stage=version_stage,
                 version_id=version_id,
             )
+        cause: json.JSONDecodeError | None = None
         try:
             loaded = json.loads(text)
         except ValueError as exc:
             # The JSON error's message quotes the offending text: keep only its position.
             cause = _scrubbed_json_error(exc)
+        if cause is not None:
+            # Raised outside the ``except`` block: otherwise the original error, whose
+            # ``.doc`` is the whole secret, would ride along as ``__context__``.
             raise SecretDecodeError(
                 f"secret {target} is not valid JSON (line {cause.lineno}, column {cause.colno})",
                 secret_id=secret_id,

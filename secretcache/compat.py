@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from . import cache as _engine_module
 from .cache import SecretCache as _EngineCache
 from .config import CacheConfig
 from .errors import SecretCacheError, SecretDecodeError, SecretNotFoundError
@@ -53,7 +54,7 @@ __all__ = [
 
 R = TypeVar("R")
 
-_FIELDS = ("ARN", "Name", "VersionId", "VersionStages", "CreatedDate")
+_MAX_STAGES_PER_SECRET = 20  # the service allows 20 staging labels per secret
 
 
 class SecretCacheHook:
@@ -145,8 +146,11 @@ class SecretCache:
         self._hook: Any = self._config.secret_cache_hook
         # (secret_id, stage) -> (the SecretValue put through the hook, what put returned)
         self._hooked: dict[tuple[str, str], tuple[SecretValue, Any]] = {}
-        # (secret_id, stage) -> the version refresh_secret_now last confirmed or saw fail
-        self._checked: dict[tuple[str, str], str | None] = {}
+        # Labels other than the default read per secret, so refresh_secret_now can
+        # renew them all (the original re-reads the secret's whole stage map).
+        self._stages: dict[str, set[str]] = {}
+        # (secret_id, stage) -> when refresh_secret_now last asked the service
+        self._forced_at: dict[tuple[str, str], float] = {}
 
     @property
     def engine(self) -> _EngineCache:
@@ -155,6 +159,8 @@ class SecretCache:
 
     def get_secret_string(self, secret_id: str, version_stage: str | None = None) -> str | None:
         """The string value, or ``None`` (binary secret, or no version has the stage)."""
+        if version_stage and version_stage != self._stage:
+            self._note_stage(secret_id, version_stage)
         if self._hook is None:
             try:
                 # None, not the default stage's name: the engine's fastest lookup.
@@ -167,6 +173,8 @@ class SecretCache:
 
     def get_secret_binary(self, secret_id: str, version_stage: str | None = None) -> bytes | None:
         """The binary value, or ``None`` (string secret, or no version has the stage)."""
+        if version_stage and version_stage != self._stage:
+            self._note_stage(secret_id, version_stage)
         if self._hook is None:
             try:
                 return self._engine.get_secret(secret_id, version_stage or None).secret_binary
@@ -177,38 +185,31 @@ class SecretCache:
         return None if not response else response.get("SecretBinary")
 
     def refresh_secret_now(self, secret_id: str) -> bool:
-        """Re-read every cached stage of the secret now; ``True`` if that worked.
+        """Re-read the secret's default stage and every other stage read through this cache.
 
-        No sleep (the original waits 2.5-5 s first). Concurrent calls share one
-        API call. The first call for a cached version always asks the service --
-        the usual caller has just seen that version rejected -- while repeated
-        calls for the same version within ``min_refresh_interval`` (1 s) reuse
-        the last answer, so a loop cannot hammer the service. Failures are
-        reported by the return value, not raised, as in the original.
+        ``True`` if that worked; failures are reported by the return value, not
+        raised, as in the original. No sleep (the original waits 2.5-5 s first):
+        concurrent calls share one API call, and each (secret, stage) is asked
+        for at most once per ``min_refresh_interval`` (1 s) by this method --
+        the first call always goes to the service, however recently the value
+        was fetched, because its caller has usually just seen it rejected.
         """
-        entries = self._engine._entries
-        stages = [
-            key[1]
-            for key in list(entries)
-            if key[0] == secret_id and len(key) == 2 and isinstance(key[1], str)
-        ]
+        interval = self._engine.config.min_refresh_interval
         ok = True
-        for stage in stages or [self._stage]:
+        for stage in (self._stage, *sorted(self._stages.get(secret_id, ()))):
             key = (secret_id, stage)
-            entry = entries.get(key)
-            held = entry.value.version_id if entry is not None and entry.value else None
-            if held is None or self._checked.get(key) != held:
-                interval = 0.0
-            else:
-                interval = self._engine.config.min_refresh_interval
+            now = _engine_module.monotonic()
+            last = self._forced_at.get(key)
+            due = last is None or now - last >= interval
+            if due:
+                if key not in self._forced_at:
+                    _bounded(self._forced_at, self._engine.config.max_size)
+                self._forced_at[key] = now
             try:
-                fresh = self._engine.force_refresh(secret_id, stage, min_interval=interval)
+                self._engine.force_refresh(secret_id, stage, min_interval=0.0 if due else interval)
             except SecretCacheError as exc:
-                self._remember_check(key, held)
                 if not self._stage_missing(exc, secret_id, stage):
                     ok = False
-            else:
-                self._remember_check(key, fresh.version_id)
         return ok
 
     def __repr__(self) -> str:
@@ -216,10 +217,13 @@ class SecretCache:
 
     # ------------------------------------------------------------ internals
 
-    def _remember_check(self, key: tuple[str, str], version_id: str | None) -> None:
-        if key not in self._checked and len(self._checked) >= self._engine.config.max_size:
-            self._checked.pop(next(iter(self._checked)), None)
-        self._checked[key] = version_id
+    def _note_stage(self, secret_id: str, stage: str) -> None:
+        known = self._stages.get(secret_id)
+        if known is None:
+            _bounded(self._stages, self._engine.config.max_size)
+            known = self._stages[secret_id] = set()
+        if stage not in known and len(known) < _MAX_STAGES_PER_SECRET:
+            known.add(stage)
 
     def _through_hook(self, secret_id: str, stage: str) -> Any:
         try:
@@ -230,8 +234,8 @@ class SecretCache:
         key = (secret_id, stage)
         kept = self._hooked.get(key)
         if kept is None or kept[0] is not value:
-            if kept is None and len(self._hooked) >= self._engine.config.max_size:
-                self._hooked.pop(next(iter(self._hooked)), None)
+            if kept is None:
+                _bounded(self._hooked, self._engine.config.max_size)
             kept = (value, self._hook.put(_as_response(value)))
             self._hooked[key] = kept
         return copy.deepcopy(self._hook.get(kept[1]))
@@ -266,6 +270,16 @@ class SecretCache:
         except SecretCacheError:
             return False
         return True
+
+
+def _bounded(table: dict[Any, Any], limit: int) -> None:
+    """Make room for one more key: drop the oldest inserted ones beyond ``limit``."""
+    while len(table) >= limit:
+        try:
+            oldest = next(iter(table))
+        except (StopIteration, RuntimeError):  # emptied or resized by another thread
+            return
+        table.pop(oldest, None)
 
 
 def _original_error(exc: SecretCacheError) -> BaseException:

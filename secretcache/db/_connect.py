@@ -15,6 +15,11 @@ also how concurrent failures share one refresh). The rate limit takes over only
 once a login has failed with every label -- a password no rotation explains --
 so a broken credential costs a handful of calls per ``min_refresh_interval``,
 not one per connection attempt.
+
+Concurrent connects rejected at the same moment do not each work through the
+labels: one does (per secret and cache), the others wait and then use the
+credential it found, so a rotation costs the same few calls for one worker or
+fifty.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -214,17 +220,31 @@ class _Worked:
 class _SecretState:
     """What connects to one secret have learnt, shared by every connect through one cache."""
 
-    __slots__ = ("all_failed_at", "working")
+    __slots__ = ("all_failed_at", "resolving", "working")
 
     def __init__(self) -> None:
         self.working: _Worked | None = None
         self.all_failed_at = -math.inf  # last time every label was rejected
+        self.resolving = threading.Lock()  # held while one connect works through the labels
 
 
 _states: weakref.WeakKeyDictionary[SecretCache, dict[str, _SecretState]] = (
     weakref.WeakKeyDictionary()
 )
 _states_lock = threading.Lock()
+
+
+def _reinit_after_fork() -> None:
+    """A forked child must not inherit a lock some parent thread was holding."""
+    global _states_lock
+    _states_lock = threading.Lock()
+    for per_cache in list(_states.values()):
+        for state in per_cache.values():
+            state.resolving = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def _state_for(cache: SecretCache, secret_id: str) -> _SecretState:
@@ -282,7 +302,19 @@ class _Login(Generic[C]):
         return self.fall_back(current)
 
     def fall_back(self, current: SecretValue) -> C:
-        """Steps 2 and 3 of API.md section 6, then the failure of step 4."""
+        """Steps 2 and 3 of API.md section 6, then the failure of step 4.
+
+        One connect per secret works this out at a time: the others wait, then
+        use the credential it found (one login, no API call) instead of each
+        re-reading labels because their own rejection came a moment later.
+        """
+        conn = self.try_remembered()
+        if conn is not None:
+            return conn
+        with self.state.resolving:
+            return self.resolve(current)
+
+    def resolve(self, current: SecretValue) -> C:
         since = self.first_rejected_at if self.first_rejected_at is not None else _now()
         conn = self.try_remembered()
         if conn is not None:

@@ -292,7 +292,7 @@ class SecretSource:
             if not _is_aws_failure(exc):
                 raise
             raise translate(exc, secret_id, version_stage, version_id, attempts=tally[0]) from exc
-        return SecretValue.from_response(response)
+        return SecretValue.from_response(response, requested_id=secret_id)
 
     def batch_get(self, secret_ids: Sequence[str]) -> dict[str, SecretValue]:
         """``BatchGetSecretValue`` for up to 20 ids; returns what it could match.

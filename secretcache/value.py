@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -66,17 +67,31 @@ class SecretValue:
         set_(self, "_json", UNPARSED)
 
     @classmethod
-    def from_response(cls, response: Mapping[str, Any]) -> SecretValue:
-        """Build from a ``GetSecretValue`` (or ``BatchGetSecretValue`` item) response."""
+    def from_response(
+        cls, response: Mapping[str, Any], *, requested_id: str | None = None
+    ) -> SecretValue:
+        """Build from a ``GetSecretValue`` (or ``BatchGetSecretValue`` item) response.
+
+        Small on purpose, since thousands may be cached: the name reuses the id the
+        caller asked with when they are equal, stage tuples are shared, and the
+        creation date is kept in UTC rather than with the per-response local-time
+        zone object botocore attaches (about 450 bytes each).
+        """
         binary = response.get("SecretBinary")
+        name = response.get("Name") or ""
+        if name == requested_id:
+            name = requested_id
+        created = response.get("CreatedDate")
+        if isinstance(created, datetime) and created.tzinfo is not None:
+            created = created.astimezone(UTC)
         return cls(
-            name=response.get("Name") or "",
+            name=name,
             arn=response.get("ARN"),
             version_id=response.get("VersionId") or "",
-            version_stages=tuple(response.get("VersionStages") or ()),
+            version_stages=_shared_stages(response.get("VersionStages") or ()),
             secret_string=response.get("SecretString"),
             secret_binary=bytes(binary) if binary is not None else None,
-            created_date=response.get("CreatedDate"),
+            created_date=created,
         )
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -159,6 +174,21 @@ class SecretValue:
         parsed = MappingProxyType(loaded)
         object.__setattr__(self, "_json", parsed)
         return parsed
+
+
+_STAGE_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_STAGE_TUPLES_MAX = 256
+
+
+def _shared_stages(labels: Any) -> tuple[str, ...]:
+    """One tuple object per distinct set of stage labels (there are only a few)."""
+    stages = tuple(sys.intern(label) for label in labels)
+    shared = _STAGE_TUPLES.get(stages)
+    if shared is None:
+        if len(_STAGE_TUPLES) < _STAGE_TUPLES_MAX:
+            _STAGE_TUPLES[stages] = stages
+        shared = stages
+    return shared
 
 
 def _scrubbed_json_error(exc: ValueError) -> json.JSONDecodeError:

@@ -331,10 +331,18 @@ class _Login(Generic[C]):
             return conn
         for stage in (PENDING, PREVIOUS):
             value = self.refresh(stage, since)
-            if value is not None:
+            if value is None:
+                continue
+            try:
                 conn = self.attempt(stage, value)
-                if conn is not None:
-                    return conn
+            except SecretDecodeError as exc:
+                # A malformed fallback version must not hide the real problem (the
+                # rejected login): note it and go on.
+                self.lookups.append(exc)
+                self.notes.append(f"secretcache: {stage} is not a usable database secret")
+                continue
+            if conn is not None:
+                return conn
         # finishSecret may have moved AWSCURRENT (and dropped AWSPENDING) between our
         # read of AWSCURRENT and our read of AWSPENDING: look once more before giving up.
         last = self.refresh(CURRENT, checked_current_at, unless_newer_than=current.version_id)

@@ -445,3 +445,23 @@ def test_importing_the_package_imports_no_driver() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_malformed_awspending_does_not_hide_the_rejected_login(
+    make_db_secret: Callable[..., DbSecret],
+) -> None:
+    password = canary()
+    setup = make_db_secret("postgres", password=password)
+    setup.db.set_password(setup.username, new_password())  # the secret's password is now wrong
+    setup.moto.client().put_secret_value(
+        SecretId=setup.secret_id,
+        ClientRequestToken=str(uuid.uuid4()),
+        SecretString=json.dumps({"username": setup.username}),  # no password
+        VersionStages=["AWSPENDING"],
+    )
+    error = raised_by(
+        psycopg.OperationalError,
+        lambda: open_and_check("psycopg", "postgres", setup, setup.cache()),
+    )
+    assert_no_password(error, [password])
+    assert any(isinstance(item, SecretDecodeError) for item in chain(error))

@@ -152,6 +152,7 @@ def watch(
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Watch]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    caplog.set_level(logging.DEBUG)  # first: caplog restores the root level it saw last
     watch = Watch()
     root = logging.getLogger()
     levels = {name: logging.getLogger(name).level for name in list(logging.root.manager.loggerDict)}
@@ -160,7 +161,6 @@ def watch(
     root.setLevel(logging.DEBUG)
     for name in levels:
         logging.getLogger(name).setLevel(logging.DEBUG)
-    caplog.set_level(logging.DEBUG)
     sm = moto_server.client()
     with watch.setup():
         for name, value in SECRETS.items():

@@ -178,8 +178,12 @@ class RedactSecretPayloads(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         for arg in args:
-            text = arg.decode("utf-8", "replace") if isinstance(arg, bytes | bytearray) else arg
-            if isinstance(text, str) and any(marker in text for marker in self._MARKERS):
+            # Runs only for records that pass the level check, i.e. with DEBUG on.
+            if isinstance(arg, bytes | bytearray):
+                text = arg.decode("utf-8", "replace")
+            else:
+                text = arg if isinstance(arg, str) else repr(arg)
+            if any(marker in text for marker in self._MARKERS):
                 record.msg = "<botocore debug record withheld by secretcache: it holds a secret>"
                 record.args = ()
                 break

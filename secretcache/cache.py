@@ -279,7 +279,7 @@ class SecretCache:
         returned without a call -- another caller has refreshed since.
         """
         entry = self._entry(secret_id, version_stage, version_id)
-        asked_at = monotonic()
+        asked_at = entry.last_used = monotonic()
         with entry.lock:
             value = entry.value
             if entry.attempted_at >= asked_at:

@@ -382,4 +382,8 @@ class InjectKeywordedSecretString:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            raise RuntimeError(f"secret {self.secret_id!r} is not valid JSON") from None
+            invalid = True  # raised below, outside the handler: the JSON error's .doc
+            # is the secret itself and must not ride along as __context__
+        if invalid:
+            raise RuntimeError(f"secret {self.secret_id!r} is not valid JSON")
+        raise AssertionError("unreachable")

@@ -12,6 +12,9 @@ from botocore.config import Config
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from secretcache._demo.mariadb import MariaDBServer, start_mariadb
+from secretcache._demo.postgres import DatabaseUnavailableError, PostgresServer, start_postgres
+
 REGION = "us-east-1"
 
 
@@ -85,3 +88,32 @@ def moto_server(moto_server_session: MotoServer) -> Iterator[MotoServer]:
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+# Real database servers (session-scoped, 127.0.0.1, temp dirs, stopped by pid). A
+# missing server binary fails the tests instead of skipping them: `make test`
+# installs both servers, so a skip would only hide a broken setup.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    try:
+        server = start_postgres()
+    except DatabaseUnavailableError as exc:
+        pytest.fail(f"PostgreSQL is needed for the database tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    try:
+        server = start_mariadb()
+    except DatabaseUnavailableError as exc:
+        pytest.fail(f"MariaDB is needed for the database tests: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

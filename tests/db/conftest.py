@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from secretcache import CacheConfig, SecretCache
-from secretcache._demo.mariadb import MariaDBServer, start_mariadb
-from secretcache._demo.postgres import (
-    DatabaseUnavailableError,
-    PostgresServer,
-    start_postgres,
-)
+from secretcache._demo.mariadb import MariaDBServer
+from secretcache._demo.postgres import PostgresServer
 from secretcache._demo.rotation import Rotator, Strategy, new_password
 
 FIGURES: list[dict[str, Any]] = []
@@ -44,30 +40,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{row['ops']:>7}{row['failed']:>8}{row['api_calls']:>11}"
             f"{row['api_calls'] / max(1, row['rotations']):>14.2f}"
         )
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres()
-    except DatabaseUnavailableError as exc:
-        pytest.fail(f"PostgreSQL is needed for the database tests: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def mariadb() -> Iterator[MariaDBServer]:
-    try:
-        server = start_mariadb()
-    except DatabaseUnavailableError as exc:
-        pytest.fail(f"MariaDB is needed for the database tests: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

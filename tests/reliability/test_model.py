@@ -183,6 +183,7 @@ class CacheModel(RuleBasedStateMachine):
 
     def _model_refresh(self, stage: str, now: float) -> Outcome:
         entry = self._model_entry(stage, now)
+        entry.last_used = now  # a forced refresh is a use too: it must not be evicted first
         if now - entry.attempted < MIN_REFRESH:
             if entry.value is not None:
                 return ("value", entry.value)

@@ -6,8 +6,8 @@ the service default, never ``DescribeSecret``), retried with tenacity only for
 throttling and transient faults. Every failure leaves here as a typed
 :mod:`secretcache.errors` exception whose ``__cause__`` is the botocore error.
 
-botocore and boto3 are imported lazily so ``import secretcache`` stays cheap
-(Lambda cold starts pay for every import).
+botocore, boto3 and tenacity are imported lazily so ``import secretcache``
+stays cheap (Lambda cold starts pay for every import).
 """
 
 from __future__ import annotations
@@ -16,14 +16,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from .errors import (
     SecretAccessDeniedError,
@@ -263,6 +255,15 @@ class SecretSource:
                 log.debug("could not drop the inherited HTTP connections", exc_info=True)
 
     def _attempts(self) -> Iterator[Any]:
+        # Imported here, like botocore: a Lambda cold start pays only for what it uses.
+        from tenacity import (
+            Retrying,
+            retry_if_exception,
+            stop_after_attempt,
+            stop_after_delay,
+            wait_random_exponential,
+        )
+
         return iter(
             Retrying(
                 stop=stop_after_attempt(self._retry_attempts) | stop_after_delay(FETCH_DEADLINE),

@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy --strict secretcache
 
 docs: $(STAMP)
-	@if [ -f mkdocs.yml ]; then $(PY) -m mkdocs build --strict --quiet --site-dir build/site; fi
+	@if [ -f mkdocs.yml ]; then NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir build/site; fi
 
 # pytest's exit status is kept in .pytest-rc so .ci/run can tell "no tests" (5) apart.
 pytest: $(STAMP) system-deps

@@ -12,7 +12,6 @@ side by side. No password is ever printed.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from . import rotation
+from .local_aws import local_client, local_secrets_manager
 from .postgres import DatabaseUnavailableError, PostgresServer, find_postgres_bin, start_postgres
 
 __all__ = ["Tally", "run"]
@@ -58,16 +58,7 @@ def run(out: TextIO) -> None:
             "(pip install 'secretcache[psycopg]')\n"
         )
         return
-    from moto.server import ThreadedMotoServer
-
-    request_log = logging.getLogger("werkzeug")
-    level = request_log.level
-    request_log.setLevel(logging.ERROR)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with local_secrets_manager() as endpoint:
         try:
             server = start_postgres()
         except DatabaseUnavailableError as exc:
@@ -78,29 +69,6 @@ def run(out: TextIO) -> None:
             _story(server, endpoint, out)
         finally:
             server.stop()
-    finally:
-        moto.stop()
-        request_log.setLevel(level)
-
-
-def _client(endpoint: str) -> Any:
-    """A client for the local server only: fake keys, no profile, no proxy, no retries."""
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    session = boto3.session.Session(
-        botocore_session=core,
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-        region_name="us-east-1",
-    )
-    return session.client(
-        "secretsmanager",
-        endpoint_url=endpoint,
-        config=Config(proxies={}, retries={"total_max_attempts": 1}),
-    )
 
 
 def _count_calls(client: Any) -> Callable[[], int]:
@@ -170,7 +138,7 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
         "dbname": dbname,
         "password": password,
     }
-    _client(endpoint).create_secret(Name=secret_id, SecretString=json.dumps(first))
+    local_client(endpoint).create_secret(Name=secret_id, SecretString=json.dumps(first))
 
     def test_login(secret: Any) -> None:
         with psycopg.connect(
@@ -185,7 +153,7 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
 
     def rotator() -> rotation.Rotator:
         return rotation.Rotator(
-            _client(endpoint),
+            local_client(endpoint),
             secret_id,
             strategy=rotation.Strategy.SINGLE_USER,
             set_password=server.set_password,
@@ -210,7 +178,7 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
 
     # 1. The usual application: read the secret once, keep the password for the process.
     naive = Tally(NAIVE_LABEL)
-    client = _client(endpoint)
+    client = local_client(endpoint)
     naive_calls = _count_calls(client)
     kept = json.loads(
         client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
@@ -233,7 +201,7 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
 
     # 2. The same application connecting through secretcache.
     cached = Tally(SECRETCACHE_LABEL)
-    cache = SecretCache(client=_client(endpoint))
+    cache = SecretCache(client=local_client(endpoint))
 
     def cached_login() -> None:
         with sc_psycopg.connect(secret_id, cache=cache, connect_timeout=5) as conn:

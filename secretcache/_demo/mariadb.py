@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .postgres import DatabaseUnavailableError, ManagedProcess, free_port
+from .postgres import DatabaseUnavailableError, LocalServer, ManagedProcess, free_port
 
 __all__ = ["MariaDBServer", "find_mariadb", "start_mariadb"]
 
@@ -38,34 +38,13 @@ def find_mariadb() -> tuple[Path, Path] | None:
     return Path(server), Path(install)
 
 
-class MariaDBServer:
+class MariaDBServer(LocalServer):
     """A running throwaway server; ``admin_*`` helpers act as its administrator."""
 
     def __init__(self, proc: ManagedProcess, port: int, admin_password: str) -> None:
-        self._proc = proc
-        self.host = "127.0.0.1"
-        self.port = port
+        super().__init__(proc, port)
         self.admin = ADMIN
         self._admin_password = admin_password
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def alive(self) -> bool:
-        return self._proc.alive()
-
-    def stop(self) -> None:
-        self._proc.stop()
-
-    def __enter__(self) -> MariaDBServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<MariaDBServer 127.0.0.1:{self.port} pid={self.pid}>"
 
     def admin_connect(self) -> Any:
         import pymysql

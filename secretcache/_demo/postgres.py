@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "DatabaseUnavailableError",
@@ -137,15 +137,13 @@ def find_postgres_bin() -> Path | None:
     return None
 
 
-class PostgresServer:
-    """A running throwaway cluster; ``admin_*`` helpers act as its superuser."""
+class LocalServer:
+    """A database server this process started on 127.0.0.1, stopped by its pid."""
 
-    def __init__(self, proc: ManagedProcess, port: int, superuser_password: str) -> None:
+    def __init__(self, proc: ManagedProcess, port: int) -> None:
         self._proc = proc
         self.host = "127.0.0.1"
         self.port = port
-        self.superuser = SUPERUSER
-        self._superuser_password = superuser_password
 
     @property
     def pid(self) -> int:
@@ -157,14 +155,23 @@ class PostgresServer:
     def stop(self) -> None:
         self._proc.stop()
 
-    def __enter__(self) -> PostgresServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<PostgresServer 127.0.0.1:{self.port} pid={self.pid}>"
+        return f"<{type(self).__name__} 127.0.0.1:{self.port} pid={self.pid}>"
+
+
+class PostgresServer(LocalServer):
+    """A running throwaway cluster; ``admin_*`` helpers act as its superuser."""
+
+    def __init__(self, proc: ManagedProcess, port: int, superuser_password: str) -> None:
+        super().__init__(proc, port)
+        self.superuser = SUPERUSER
+        self._superuser_password = superuser_password
 
     def admin_connect(self, dbname: str = "postgres") -> Any:
         """A psycopg connection as the superuser, autocommit on."""

@@ -12,13 +12,14 @@ are shown by the first characters of their ids.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import uuid
 from typing import Any, TextIO
 
 from secretcache import CacheConfig, SecretCache
+
+from .local_aws import local_client, local_secrets_manager
 
 __all__ = ["run"]
 
@@ -30,42 +31,8 @@ GIVE_UP_AFTER = 5.0  # the new version must show up well before this
 
 def run(out: TextIO) -> None:
     """Tell the story on ``out``; starts and stops its own moto server."""
-    from moto.server import ThreadedMotoServer
-
-    # The HTTP server logs every request; the story tells its own account instead.
-    request_log = logging.getLogger("werkzeug")
-    level = request_log.level
-    request_log.setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        _story(_client(endpoint), endpoint, out)
-    finally:
-        server.stop()
-        request_log.setLevel(level)
-
-
-def _client(endpoint: str) -> Any:
-    """A client for the local server only: fake keys, no profile, no proxy."""
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    # Ignore AWS_PROFILE and config files: this story never touches real AWS.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    session = boto3.session.Session(
-        botocore_session=core,
-        aws_access_key_id="demo",
-        aws_secret_access_key="demo",
-        region_name="us-east-1",
-    )
-    return session.client(
-        "secretsmanager",
-        endpoint_url=endpoint,
-        config=Config(proxies={}, retries={"total_max_attempts": 1}),
-    )
+    with local_secrets_manager() as endpoint:
+        _story(local_client(endpoint), endpoint, out)
 
 
 def _short(version_id: str | None) -> str:

@@ -33,15 +33,19 @@ DB_SECRET = {
 }
 
 
-def python_blocks(text: str) -> list[tuple[int, str]]:
-    """(line number, code) of each runnable ```python block, in page order."""
+def python_blocks(text: str, *, include_skipped: bool = False) -> list[tuple[int, str]]:
+    """(line number, code) of each runnable ```python block, in page order.
+
+    ``include_skipped`` also returns the blocks marked as needing more than moto
+    (the database tests run those against real servers).
+    """
     blocks = []
     for match in FENCE.finditer(text):
         language = match.group("info").strip().split(" ")[0].lower()
         if language not in {"python", "py"}:
             continue
         before = text[: match.start()].rstrip().splitlines()
-        if before and before[-1].strip() == SKIP_MARK:
+        if before and before[-1].strip() == SKIP_MARK and not include_skipped:
             continue
         indent = len(match.group("indent"))
         body = "\n".join(line[indent:] for line in match.group("body").splitlines())
@@ -89,11 +93,11 @@ def test_examples_on_page_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> No
                 exec(compiled, namespace)
             except Exception as exc:
                 # The exception type and where it happened only: values stay out of reports.
-                where = _failing_line(exc, compiled.co_filename, line)
+                where = failing_line(exc, compiled.co_filename, line)
                 pytest.fail(f"{page.name}, line {where}: {type(exc).__name__}", pytrace=False)
 
 
-def _failing_line(exc: BaseException, filename: str, fence_line: int) -> int:
+def failing_line(exc: BaseException, filename: str, fence_line: int) -> int:
     """The page line of the deepest frame of the example that raised."""
     found = fence_line
     tb = exc.__traceback__

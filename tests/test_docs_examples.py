@@ -1,4 +1,4 @@
-"""Every ```python block in docs/*.md runs, so no example in the documentation can rot.
+"""Every ```python block in docs/*.md and the README runs, so no example in the documentation can rot.
 
 Per page, the blocks run in order in one namespace, inside moto's ``mock_aws``
 with the secrets the documentation talks about already created. A block whose
@@ -55,7 +55,8 @@ def python_blocks(text: str, *, include_skipped: bool = False) -> list[tuple[int
 
 def pages() -> list[Path]:
     """Pages with at least one runnable block (the others have nothing to execute)."""
-    return [page for page in sorted(DOCS.glob("*.md")) if python_blocks(page.read_text())]
+    candidates = [*sorted(DOCS.glob("*.md")), DOCS.parent / "README.md"]
+    return [page for page in candidates if python_blocks(page.read_text())]
 
 
 def test_the_documentation_has_runnable_examples() -> None:

@@ -87,15 +87,21 @@ def test_examples_on_page_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(secretcache.cache, "_default", None)
     with mock_aws():
         _create_documented_secrets()
-        namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
-        for line, code in blocks:
-            compiled = compile(code, f"{page.name}:{line}", "exec")
-            try:
-                exec(compiled, namespace)
-            except Exception as exc:
-                # The exception type and where it happened only: values stay out of reports.
-                where = failing_line(exc, compiled.co_filename, line)
-                pytest.fail(f"{page.name}, line {where}: {type(exc).__name__}", pytrace=False)
+        run_blocks(page, blocks)
+
+
+def run_blocks(page: Path, blocks: list[tuple[int, str]]) -> dict[str, object]:
+    """Execute a page's blocks in order in one namespace; fail naming page and line."""
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    for line, code in blocks:
+        compiled = compile(code, f"{page.name}:{line}", "exec")
+        try:
+            exec(compiled, namespace)
+        except Exception as exc:
+            # The exception type and where it happened only: values stay out of reports.
+            where = failing_line(exc, compiled.co_filename, line)
+            pytest.fail(f"{page.name}, line {where}: {type(exc).__name__}", pytrace=False)
+    return namespace
 
 
 def failing_line(exc: BaseException, filename: str, fence_line: int) -> int:

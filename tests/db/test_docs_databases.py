@@ -20,7 +20,7 @@ from secretcache._demo.mariadb import MariaDBServer
 from secretcache._demo.postgres import PostgresServer
 from secretcache._demo.rotation import new_password
 from tests.conftest import MotoServer
-from tests.test_docs_examples import DOCS, failing_line, python_blocks
+from tests.test_docs_examples import DOCS, python_blocks, run_blocks
 
 
 def test_every_database_example_runs(
@@ -53,14 +53,7 @@ def test_every_database_example_runs(
     page: Path = DOCS / "databases.md"
     blocks = python_blocks(page.read_text(), include_skipped=True)
     assert len(blocks) >= 4, "databases.md lost its examples"
-    namespace: dict[str, object] = {"__name__": "docs_databases"}
-    for line, code in blocks:
-        compiled = compile(code, f"{page.name}:{line}", "exec")
-        try:
-            exec(compiled, namespace)
-        except Exception as exc:
-            where = failing_line(exc, compiled.co_filename, line)
-            pytest.fail(f"{page.name}, line {where}: {type(exc).__name__}", pytrace=False)
+    namespace = run_blocks(page, blocks)
     for name in ("conn", "engine", "mysql_engine"):
         closer = getattr(namespace.get(name), "close", None) or getattr(
             namespace.get(name), "dispose", None

@@ -1,4 +1,4 @@
-"""Every ```python block in docs/*.md and the README runs, so no example in the documentation can rot.
+"""Every ```python block in docs/*.md and the README runs, so no example can rot.
 
 Per page, the blocks run in order in one namespace, inside moto's ``mock_aws``
 with the secrets the documentation talks about already created. A block whose

@@ -17,7 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .postgres import DatabaseUnavailableError, LocalServer, ManagedProcess, free_port
+from .postgres import (
+    DatabaseUnavailableError,
+    LocalServer,
+    ManagedProcess,
+    free_port,
+    run_setup,
+)
 
 __all__ = ["MariaDBServer", "find_mariadb", "start_mariadb"]
 
@@ -104,27 +110,18 @@ def start_mariadb(*, timeout: float = 90.0) -> MariaDBServer:
     mariadbd, install_db = found
     workdir = Path(tempfile.mkdtemp(prefix="secretcache-mariadb-"))
     data, log = workdir / "data", workdir / "server.log"
-    try:
-        subprocess.run(
-            [
-                str(install_db),
-                "--no-defaults",
-                f"--datadir={data}",
-                "--user=root",
-                "--skip-test-db",
-                "--auth-root-authentication-method=socket",
-            ],
-            check=True,
-            capture_output=True,
-            cwd=workdir,
-            timeout=timeout,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        output = getattr(exc, "stderr", b"") or b""
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise DatabaseUnavailableError(
-            f"mariadb-install-db failed: {output.decode(errors='replace')[-800:]}"
-        ) from exc
+    run_setup(
+        [
+            str(install_db),
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=root",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ],
+        workdir,
+        timeout=timeout,
+    )
     admin_password = secrets.token_hex(16)
     init = workdir / "init.sql"
     init.write_text(

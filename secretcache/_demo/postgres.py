@@ -118,6 +118,25 @@ class ManagedProcess:
             time.sleep(0.05)
 
 
+def run_setup(args: list[str], workdir: Path, *, timeout: float, **options: Any) -> None:
+    """Run a one-off setup command (initdb, mariadb-install-db) in ``workdir``.
+
+    On failure the work dir is removed and the error carries the tail of the
+    command's own output, which is where the reason is.
+    """
+    try:
+        subprocess.run(
+            args, check=True, capture_output=True, cwd=workdir, timeout=timeout, **options
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        output = getattr(exc, "stderr", b"") or b""
+        shutil.rmtree(workdir, ignore_errors=True)
+        name = Path(args[0]).name
+        raise DatabaseUnavailableError(
+            f"{name} failed: {output.decode(errors='replace')[-800:]}"
+        ) from exc
+
+
 def find_postgres_bin() -> Path | None:
     """The directory holding ``initdb`` and ``postgres`` (newest version), or None."""
     configured = os.environ.get("SECRETCACHE_PG_BIN")
@@ -268,35 +287,26 @@ def start_postgres(*, timeout: float = 60.0) -> PostgresServer:
         for path in (workdir, sockdir, pwfile):
             os.chown(path, *owner)
     run_as: dict[str, Any] = {"user": owner[0], "group": owner[1]} if owner else {}
-    try:
-        subprocess.run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                SUPERUSER,
-                "--pwfile",
-                str(pwfile),
-                "--auth-local=scram-sha-256",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ],
-            check=True,
-            capture_output=True,
-            cwd=workdir,
-            timeout=timeout,
-            **run_as,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        output = getattr(exc, "stderr", b"") or b""
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise DatabaseUnavailableError(
-            f"initdb failed: {output.decode(errors='replace')[-800:]}"
-        ) from exc
+    run_setup(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        workdir,
+        timeout=timeout,
+        **run_as,
+    )
     pwfile.unlink()
     port = free_port()
     with open(log, "wb") as log_file:

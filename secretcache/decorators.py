@@ -48,6 +48,13 @@ class _Prepend:
         return bound
 
 
+def _effective_stage(cache: SecretCache | None, version_stage: str | None) -> str:
+    """The stage a read really uses, for error messages (the default when none was given)."""
+    if version_stage is not None:
+        return version_stage
+    return (cache or default_cache()).config.default_version_stage
+
+
 def inject_secret_string(
     secret_id: str, *, cache: SecretCache | None = None, version_stage: str | None = None
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
@@ -90,11 +97,12 @@ def inject_secret_json(
                 try:
                     kwargs[parameter] = document[key]
                 except KeyError:
-                    target = describe_target(secret_id, version_stage or "default stage", None)
+                    stage = _effective_stage(cache, version_stage)
+                    target = describe_target(secret_id, stage, None)
                     raise SecretDecodeError(
                         f"secret {target} has no JSON key {key!r} (wanted for {parameter!r})",
                         secret_id=secret_id,
-                        version_stage=version_stage,
+                        version_stage=stage,
                     ) from None
             return func(*args, **kwargs)
 
@@ -137,7 +145,7 @@ def refresh_on_error(
             except SecretCacheError as exc:  # the caller's own error is the one to see
                 log.warning(
                     "refresh_on_error: could not re-read secret %s (%s)",
-                    describe_target(secret_id, version_stage or "default stage", None),
+                    describe_target(secret_id, _effective_stage(active, version_stage), None),
                     type(exc).__name__,
                 )
                 return False

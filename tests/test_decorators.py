@@ -63,8 +63,9 @@ def test_missing_json_key_names_the_key_not_the_value(cache: SecretCache) -> Non
     def use(*, token: str) -> str:
         return token
 
-    with pytest.raises(SecretDecodeError, match="'token'") as err:
+    with pytest.raises(SecretDecodeError, match=r"'db' \(stage AWSCURRENT\).*'token'") as err:
         use()
+    assert err.value.secret_id == "db" and err.value.version_stage == "AWSCURRENT"
     assert "p-1" not in str(err.value) and "p-1" not in repr(err.value.args)
 
 

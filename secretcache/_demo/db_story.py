@@ -116,7 +116,6 @@ def _hammer(operation: Callable[[], None], rotator: rotation.Rotator, tally: Tal
 
 
 def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
-    import psycopg
 
     from secretcache import SecretCache
     from secretcache.db import psycopg as sc_psycopg
@@ -140,24 +139,13 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
     }
     local_client(endpoint).create_secret(Name=secret_id, SecretString=json.dumps(first))
 
-    def test_login(secret: Any) -> None:
-        with psycopg.connect(
-            host=server.host,
-            port=server.port,
-            user=secret["username"],
-            password=secret["password"],
-            dbname=secret["dbname"],
-            connect_timeout=5,
-        ) as conn:
-            conn.execute("SELECT 1")
-
     def rotator() -> rotation.Rotator:
         return rotation.Rotator(
             local_client(endpoint),
             secret_id,
             strategy=rotation.Strategy.SINGLE_USER,
             set_password=server.set_password,
-            test_login=test_login,
+            test_login=server.login,
             pause=PAUSE,
         )
 
@@ -185,15 +173,7 @@ def _story(server: PostgresServer, endpoint: str, out: TextIO) -> None:
     )
 
     def naive_login() -> None:
-        with psycopg.connect(
-            host=kept["host"],
-            port=kept["port"],
-            user=kept["username"],
-            password=kept["password"],
-            dbname=kept["dbname"],
-            connect_timeout=5,
-        ) as conn:
-            conn.execute("SELECT 1")
+        server.login(kept)  # the password kept since start-up, never re-read
 
     say(f"  running: {NAIVE_LABEL} ...")
     _hammer(naive_login, rotator(), naive)

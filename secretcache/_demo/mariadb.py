@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,24 @@ class MariaDBServer(LocalServer):
             autocommit=True,
             connect_timeout=10,
         )
+
+    def login(self, secret: Mapping[str, Any]) -> None:
+        """Log in with an RDS-style credential and run ``SELECT 1`` (a rotation's testSecret)."""
+        import pymysql
+
+        conn = pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=secret["username"],
+            password=secret["password"],
+            database=secret["dbname"],
+            connect_timeout=5,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            conn.close()
 
     def admin_execute(self, statement: str, args: tuple[Any, ...] = ()) -> None:
         conn = self.admin_connect()

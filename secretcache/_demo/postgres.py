@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -205,6 +205,20 @@ class PostgresServer(LocalServer):
             autocommit=True,
             connect_timeout=10,
         )
+
+    def login(self, secret: Mapping[str, Any]) -> None:
+        """Log in with an RDS-style credential and run ``SELECT 1`` (a rotation's testSecret)."""
+        import psycopg
+
+        with psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=secret["username"],
+            password=secret["password"],
+            dbname=secret["dbname"],
+            connect_timeout=5,
+        ) as conn:
+            conn.execute("SELECT 1").fetchone()
 
     def admin_execute(self, statement: Any) -> None:
         with self.admin_connect() as conn:

@@ -79,34 +79,7 @@ class Database:
 
     def login(self, secret: Mapping[str, Any]) -> None:
         """testSecret: log in with a credential and run SELECT 1."""
-        if self.kind == "postgres":
-            import psycopg
-
-            with psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=secret["username"],
-                password=secret["password"],
-                dbname=secret["dbname"],
-                connect_timeout=5,
-            ) as conn:
-                conn.execute("SELECT 1").fetchone()
-        else:
-            import pymysql
-
-            conn = pymysql.connect(
-                host=self.host,
-                port=self.port,
-                user=secret["username"],
-                password=secret["password"],
-                database=secret["dbname"],
-                connect_timeout=5,
-            )
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            finally:
-                conn.close()
+        self.server.login(secret)
 
 
 @dataclass

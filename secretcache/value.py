@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from .errors import SecretDecodeError, describe_target
 
-__all__ = ["SecretValue"]
+__all__ = ["JSONArray", "SecretValue", "freeze_json", "load_json_object"]
 
 UNPARSED: Any = object()
 
@@ -127,53 +127,162 @@ class SecretValue:
         raise TypeError("SecretValue cannot be pickled: it would write the secret somewhere")
 
     def json(self) -> Mapping[str, Any]:
-        """The value parsed as a JSON object, read-only; parsed once and then shared."""
+        """The value parsed as a JSON object, read-only all the way down; parsed once."""
         parsed = self._json
         if parsed is UNPARSED:
-            parsed = self._parse_json(self.name, None, self.version_id)
+            parsed = self._json_or_error(self.name, None, self.version_id)
+            del self  # see _parse_json
+            if isinstance(parsed, SecretDecodeError):
+                raise parsed
         return parsed  # type: ignore[no-any-return]
 
     def _parse_json(
         self, secret_id: str, version_stage: str | None, version_id: str | None
     ) -> Mapping[str, Any]:
         """Parse once; errors name the entry that was asked for, never the content."""
+        parsed = self._json_or_error(secret_id, version_stage, version_id)
+        # The error is raised from a frame that no longer holds the record: an error
+        # tracker rendering every frame's locals (and their attributes) would find
+        # the secret in ``self.secret_string``.
+        del self
+        if isinstance(parsed, SecretDecodeError):
+            raise parsed
+        return parsed
+
+    def _json_or_error(
+        self, secret_id: str, version_stage: str | None, version_id: str | None
+    ) -> Mapping[str, Any] | SecretDecodeError:
+        """The parsed mapping, or the error to raise -- returned, not raised.
+
+        For callers that hold secrets in their own locals: they can drop them
+        before raising, so no frame of the traceback keeps the value.
+        """
         parsed = self._json
         if parsed is not UNPARSED:
             return parsed  # type: ignore[no-any-return]
-        target = describe_target(secret_id, version_stage, version_id)
-        text = self.secret_string
-        if text is None:
-            raise SecretDecodeError(
-                f"secret {target} holds binary data, not a JSON string",
-                secret_id=secret_id,
-                version_stage=version_stage,
-                version_id=version_id,
+        if self.secret_string is None:
+            return _decode_error(
+                "holds binary data, not a JSON string", None, secret_id, version_stage, version_id
             )
-        cause: json.JSONDecodeError | None = None
-        try:
-            loaded = json.loads(text)
-        except ValueError as exc:
-            # The JSON error's message quotes the offending text: keep only its position.
-            cause = _scrubbed_json_error(exc)
-        if cause is not None:
-            # Raised outside the ``except`` block: otherwise the original error, whose
-            # ``.doc`` is the whole secret, would ride along as ``__context__``.
-            raise SecretDecodeError(
-                f"secret {target} is not valid JSON (line {cause.lineno}, column {cause.colno})",
-                secret_id=secret_id,
-                version_stage=version_stage,
-                version_id=version_id,
-            ) from cause
-        if not isinstance(loaded, dict):
-            raise SecretDecodeError(
-                f"secret {target} is JSON but not an object (got {type(loaded).__name__})",
-                secret_id=secret_id,
-                version_stage=version_stage,
-                version_id=version_id,
-            )
-        parsed = MappingProxyType(loaded)
-        object.__setattr__(self, "_json", parsed)
-        return parsed
+        loaded = load_json_object(self.secret_string)
+        if isinstance(loaded, JSONProblem):
+            return loaded.error(secret_id, version_stage, version_id)
+        object.__setattr__(self, "_json", loaded)
+        return loaded
+
+
+class JSONArray(tuple[Any, ...]):
+    """A JSON array handed out read-only: a tuple that compares equal to the list it was.
+
+    ``parsed["hosts"] == ["a", "b"]`` holds as it did before the value was frozen,
+    so code written against ``json.loads`` keeps comparing the same way.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            other = tuple(other)
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = tuple.__hash__
+
+
+class JSONProblem:
+    """Why a text is not a JSON object, described without any of its content."""
+
+    __slots__ = ("cause", "reason")
+
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        self.reason = reason
+        self.cause = cause
+
+    def error(
+        self, secret_id: str, version_stage: str | None, version_id: str | None
+    ) -> SecretDecodeError:
+        return _decode_error(self.reason, self.cause, secret_id, version_stage, version_id)
+
+
+def load_json_object(text: str) -> Mapping[str, Any] | JSONProblem:
+    """``text`` parsed as a JSON object, frozen all the way down; or why it is not one.
+
+    Never raises: parse failures (including a document nested past the
+    recursion limit, which ``json`` reports as ``RecursionError``) come back as
+    a :class:`JSONProblem`, so the caller raises from a frame that does not hold
+    the text, and no exception that saw the text survives this call.
+    """
+    problem: JSONProblem | None = None
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The JSON error's message quotes the offending text: keep only its position.
+        problem = JSONProblem(
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno})", _scrubbed_json_error(exc)
+        )
+    except RecursionError:
+        problem = JSONProblem("is not usable JSON (nested too deeply to parse)")
+    except ValueError:  # e.g. an integer past sys.get_int_max_str_digits()
+        problem = JSONProblem("is not usable JSON (a number too long to convert)")
+    if problem is not None:
+        return problem
+    if not isinstance(loaded, dict):
+        return JSONProblem(f"is JSON but not an object (got {type(loaded).__name__})")
+    return freeze_json(loaded)  # type: ignore[no-any-return]
+
+
+def freeze_json(root: Any) -> Any:
+    """Every dict of a parsed document made a read-only mapping, every list a JSONArray.
+
+    Bottom-up with an explicit stack rather than recursion: a document may nest
+    as deeply as the parser allowed, which leaves no headroom for a recursive walk.
+    """
+    if not isinstance(root, dict | list):
+        return root
+    # Each frame: [container is a dict, iterator over its children, frozen children, key in parent]
+    stack: list[list[Any]] = [[isinstance(root, dict), _children(root), [], None]]
+    while True:
+        frame = stack[-1]
+        is_dict, children, done = frame[0], frame[1], frame[2]
+        for child in children:
+            value = child[1] if is_dict else child
+            if isinstance(value, dict | list):
+                stack.append(
+                    [isinstance(value, dict), _children(value), [], child[0] if is_dict else None]
+                )
+                break
+            done.append(child)
+        else:
+            stack.pop()
+            frozen: Any = MappingProxyType(dict(done)) if is_dict else JSONArray(done)
+            if not stack:
+                return frozen
+            parent = stack[-1]
+            parent[2].append((frame[3], frozen) if parent[0] else frozen)
+
+
+def _children(container: dict[str, Any] | list[Any]) -> Iterator[Any]:
+    return iter(container.items()) if isinstance(container, dict) else iter(container)
+
+
+def _decode_error(
+    reason: str,
+    cause: BaseException | None,
+    secret_id: str,
+    version_stage: str | None,
+    version_id: str | None,
+) -> SecretDecodeError:
+    error = SecretDecodeError(
+        f"secret {describe_target(secret_id, version_stage, version_id)} {reason}",
+        secret_id=secret_id,
+        version_stage=version_stage,
+        version_id=version_id,
+    )
+    error.__cause__ = cause
+    return error
 
 
 _STAGE_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import operator
+import sys
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from secretcache import (
     SecretValue,
 )
 from tests.helpers import CallLog
+from tests.leakcheck import find_leaks
 
 DB = {"username": "app", "password": "hunter2-not-real"}
 
@@ -145,3 +149,116 @@ def test_construction_makes_no_call_and_default_client_is_lazy(aws: None) -> Non
     with pytest.raises(SecretNotFoundError):
         cache.get_secret_string("absent")
     assert cache._source._client is not None
+
+
+# ------------------------------------------------ parsed JSON, read-only all the way down
+
+NESTED = {
+    "username": "app",
+    "tls": {"verify": True, "ca": {"path": "/etc/ca.pem", "pins": ["a", "b"]}},
+    "hosts": ["db1", {"name": "db2", "ports": [5432, 5433]}, [["deep"]]],
+    "empty": {},
+    "none": [],
+}
+
+
+def test_nested_json_is_read_only_and_compares_equal_to_what_was_parsed(sm: Any) -> None:
+    sm.create_secret(Name="nested", SecretString=json.dumps(NESTED))
+    cache = SecretCache(sm)
+    first = cache.get_secret_json("nested")
+    assert dict(first) == NESTED and first == NESTED
+    assert first["tls"] == NESTED["tls"] and first["hosts"] == NESTED["hosts"]
+    assert NESTED["hosts"] == first["hosts"] and not operator.ne(first["hosts"], NESTED["hosts"])
+    assert first["hosts"][2] == [["deep"]] and first["none"] == [] and first["empty"] == {}
+    assert first["hosts"] != ["db1"] and first["hosts"] != "db1"
+    with pytest.raises(TypeError):
+        first["tls"]["verify"] = False  # type: ignore[index]
+    with pytest.raises(TypeError):
+        first["tls"]["ca"]["path"] = "/tmp/evil.pem"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        first["hosts"].append("evil")
+    with pytest.raises(AttributeError):
+        first["tls"]["ca"]["pins"].append("evil")
+    with pytest.raises(TypeError):
+        first["hosts"][1]["ports"][0] = 1  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        first["hosts"][1].update(name="evil")
+    again = cache.get_secret_json("nested")
+    assert again is first, "parsed more than once for one version"
+    assert again == NESTED, "a caller changed what the next caller gets"
+    # every surface hands out the same frozen value
+    assert cache.get_secret("nested").json() is first
+
+
+def test_a_new_version_is_parsed_again(sm: Any) -> None:
+    sm.create_secret(Name="nested", SecretString=json.dumps(NESTED))
+    cache = SecretCache(sm, config=CacheConfig(min_refresh_interval=0))
+    first = cache.get_secret_json("nested")
+    sm.put_secret_value(SecretId="nested", SecretString=json.dumps({"tls": {"verify": False}}))
+    cache.refresh("nested")
+    second = cache.get_secret_json("nested")
+    assert second is not first and second["tls"]["verify"] is False
+    assert first["tls"]["verify"] is True, "the old version's mapping changed"
+
+
+def test_json_nested_past_the_recursion_limit_is_a_decode_error(sm: Any) -> None:
+    depth = sys.getrecursionlimit() + 100
+    sm.create_secret(Name="deep", SecretString='{"a": ' + "[" * depth + "]" * depth + "}")
+    cache = SecretCache(sm)
+    with pytest.raises(SecretDecodeError, match=r"'deep' \(stage AWSCURRENT\).*nested too deeply"):
+        cache.get_secret_json("deep")
+    depth = sys.getrecursionlimit() - 60  # parses, and is frozen without recursion
+    sm.create_secret(Name="deep-ok", SecretString='{"a": ' + "[" * depth + "]" * depth + "}")
+    parsed = cache.get_secret_json("deep-ok")
+    inner = parsed["a"]
+    for _ in range(depth - 1):
+        assert isinstance(inner, tuple) and len(inner) == 1
+        inner = inner[0]
+    assert inner == []
+
+
+CANARY = f"CANARY-\u00e9\u20ac\u0142\u4e2d\U0001f511-{uuid.uuid4().hex}"
+MALFORMED = {
+    "bad-json": f'{{"password": "{CANARY}", oops',
+    "json-array": json.dumps([CANARY, {"password": CANARY}], ensure_ascii=False),
+    "json-string": json.dumps(CANARY),
+    "json-number-too-long": '{"password": "' + CANARY + '", "n": ' + "7" * 5000 + "}",
+    "deep-json": '{"p": "' + CANARY + '", "a": ' + "[" * 3000 + "]" * 3000 + "}",
+}
+
+
+def _raised(fn: Any) -> BaseException:
+    """The exception ``fn`` raises, caught in a frame that holds nothing of the secret."""
+    try:
+        fn()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_decode_errors_keep_no_part_of_the_secret_in_any_frame(sm: Any, name: str) -> None:
+    sm.create_secret(Name=name, SecretString=MALFORMED[name])
+    cache = SecretCache(sm)
+    error = _raised(lambda: cache.get_secret(name).json())
+    assert isinstance(error, SecretDecodeError)
+    assert error.secret_id == name
+    leaks = find_leaks(error, [CANARY, CANARY[:12], CANARY[-12:]])
+    assert not leaks, f"secret reachable from the decode error through {leaks}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cache.py: SecretCache.get_secret_json raises the decode error through a frame "
+    "holding `entry`/`value` (the SecretValue); it should use value._json_or_error() and "
+    "drop them before raising",
+)
+@pytest.mark.parametrize("name", ["bad-json", "json-array"])
+def test_get_secret_json_decode_errors_keep_no_part_of_the_secret(sm: Any, name: str) -> None:
+    sm.create_secret(Name=name, SecretString=MALFORMED[name])
+    cache = SecretCache(sm)
+    for _ in range(2):  # cold, then with the record cached
+        error = _raised(lambda: cache.get_secret_json(name))
+        assert isinstance(error, SecretDecodeError)
+        leaks = find_leaks(error, [CANARY, CANARY[:12], CANARY[-12:]])
+        assert not leaks, f"secret reachable from the decode error through {leaks}"

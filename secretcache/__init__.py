@@ -6,6 +6,7 @@ first fetch.
 
 from __future__ import annotations
 
+from .aio import AsyncSecretCache
 from .cache import SecretCache, default_cache
 from .config import CacheConfig
 from .decorators import inject_secret_json, inject_secret_string, refresh_on_error
@@ -20,6 +21,7 @@ from .stats import CacheStats
 from .value import SecretValue
 
 __all__ = [
+    "AsyncSecretCache",
     "CacheConfig",
     "CacheStats",
     "SecretAccessDeniedError",

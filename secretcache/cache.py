@@ -1,10 +1,17 @@
 """How secrets are kept: entries, TTL, coalescing, stale-while-refresh, eviction.
 
-The cache hit is the product's hot path. A read builds its key, does one
-``dict.get`` and one clock comparison, and returns: no lock, no copy, no
-allocation beyond the key tuple. Everything else -- the first load, a TTL
-refresh, a failure, eviction -- happens on the slow path, under a per-entry
-lock that is taken only by the one caller doing the network call.
+Two parts live here. :class:`Engine` holds the entries and makes every decision
+about them -- serve, wait, fetch, back off, evict -- without caring how a caller
+waits. :class:`SecretCache` is the blocking front door over it; the asyncio front
+door (:mod:`secretcache.aio`) drives the same engine with awaits.
+
+The cache hit is the product's hot path. A read does one ``dict.get`` and one
+clock comparison in the front door, and returns: no lock, no copy. Everything
+else happens on the slow path, where the engine hands the caller either a value
+or a *fetch in flight* (a :class:`~secretcache.background.Task`) to wait on for a
+bounded time. Entry locks are held only for bookkeeping, never across a network
+call, so a reader that holds a usable value never waits on the network for
+longer than ``max_refresh_wait``.
 """
 
 from __future__ import annotations
@@ -19,13 +26,14 @@ import weakref
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from .background import Task, submit
 from .config import CacheConfig
 from .errors import SecretCacheError, SecretDecodeError, describe_target
 from .source import BATCH_LIMIT, SecretSource
 from .stats import CacheStats
 from .value import UNPARSED, SecretValue
 
-__all__ = ["SecretCache", "default_cache"]
+__all__ = ["Engine", "SecretCache", "default_cache"]
 
 log = logging.getLogger("secretcache")
 
@@ -45,9 +53,10 @@ EntryKey = tuple[Hashable, ...]
 class _Entry:
     """One (secret, stage-or-version) pair and everything known about it.
 
-    Attributes are read without a lock on the hot path; they are written only by
-    the thread holding ``lock``, and every write leaves a consistent pair: a new
-    ``value`` is stored before the ``expires_at`` that makes it fresh.
+    Attributes are read without a lock on the hot path; they are written only
+    under ``lock`` (held for bookkeeping, never across a fetch), and every write
+    leaves a consistent pair: a new ``value`` is stored before the ``expires_at``
+    that makes it fresh.
     """
 
     __slots__ = (
@@ -55,6 +64,8 @@ class _Entry:
         "error",
         "expires_at",
         "failures",
+        "fetched_at",
+        "flight",
         "key",
         "last_used",
         "lock",
@@ -75,6 +86,8 @@ class _Entry:
         self.value: SecretValue | None = None
         self.expires_at = _NEVER  # fresh while monotonic() < expires_at
         self.attempted_at = _NEVER  # start of the last fetch; ``error`` says how it ended
+        self.fetched_at = _NEVER  # end of the last fetch: the forced-refresh window starts here
+        self.flight: Task[SecretValue] | None = None  # the fetch in progress, if any
         self.last_used = monotonic()
         self.error: SecretCacheError | None = None
         self.failures = 0
@@ -85,16 +98,499 @@ class _Entry:
     def target(self) -> str:
         return describe_target(self.secret_id, self.version_stage, self.version_id)
 
-    def raise_error(self) -> None:
-        """Re-raise the last failure as a fresh exception (same type, message and cause)."""
-        error = self.error
-        if error is None:  # pragma: no cover - callers check first
-            return
-        raise error.copy() from error.__cause__
-
     def __repr__(self) -> str:
         version = self.value.version_id if self.value is not None else None
         return f"<entry {self.target} version={version}>"
+
+
+class Wait:
+    """What a caller on the slow path waits for: a fetch in flight, for a bounded time.
+
+    ``timeout`` is ``None`` for "until it is done"; ``fallback`` is the value to
+    serve if it is not done by then (``None``: the caller has nothing usable);
+    ``run_here`` tells a blocking caller that it started the fetch and should
+    perform it on its own thread; ``again`` that the fetch it waits for began too
+    early to count, so the caller must plan once more after it.
+    """
+
+    __slots__ = ("again", "entry", "fallback", "run_here", "task", "timeout")
+
+    def __init__(
+        self,
+        entry: _Entry,
+        task: Task[SecretValue],
+        *,
+        timeout: float | None = None,
+        fallback: SecretValue | None = None,
+        run_here: bool = False,
+        again: bool = False,
+    ) -> None:
+        self.entry = entry
+        self.task = task
+        self.timeout = timeout
+        self.fallback = fallback
+        self.run_here = run_here
+        self.again = again
+
+
+Plan = SecretValue | Wait
+
+
+class Engine:
+    """The keeping logic behind every front door: decisions, never blocking waits.
+
+    Each slow-path method returns either the value to serve or a :class:`Wait`;
+    the front door waits in its own way (a thread blocks, a coroutine awaits) and
+    hands the outcome back to :meth:`settle`. The one exception is
+    :meth:`run_here`, which a blocking caller uses to perform a fetch it started.
+    """
+
+    def __init__(self, source: Any, config: CacheConfig) -> None:
+        self.config = config
+        self.stage = config.default_version_stage
+        self.entries: dict[EntryKey, _Entry] = {}
+        # The same default-stage entries again, keyed by the bare id: the most common
+        # read then needs no key tuple (and no tuple hash) at all.
+        self.current: dict[str, _Entry] = {}
+        self._lock = threading.Lock()  # guards inserting and removing entries
+        self.source = source
+        self.hits = 0  # incremented lock-free on the hot path (approximate under contention)
+        self._counter_lock = threading.Lock()
+        self._misses = 0
+        self._refreshes = 0
+        self._api_calls = 0
+        self._errors = 0
+        self._stale_served = 0
+        self._failovers = 0
+        _live_engines.add(self)
+
+    # ------------------------------------------------------------- entries
+
+    def effective_stage(self, version_stage: str | None, version_id: str | None) -> str | None:
+        if version_id is not None:
+            return None
+        return self.stage if version_stage is None else version_stage
+
+    def entry(self, secret_id: str, version_stage: str | None, version_id: str | None) -> _Entry:
+        """The entry for this request, created (and the LRU one evicted) if needed."""
+        _check_id(secret_id)
+        if version_id is not None:
+            if version_stage is not None:
+                raise ValueError(
+                    f"give either version_stage or version_id for secret {secret_id!r}, not both"
+                )
+            _check_label("version_id", version_id)
+            key: EntryKey = (secret_id, None, version_id)
+        else:
+            if version_stage is None:
+                version_stage = self.stage
+            _check_label("version_stage", version_stage)
+            key = (secret_id, version_stage)
+        entry = self.entries.get(key)
+        if entry is not None:
+            return entry
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                if len(self.entries) >= self.config.max_size:
+                    self._evict_locked()
+                entry = _Entry(key, secret_id, version_stage, version_id)
+                self.entries[key] = entry
+                if version_stage == self.stage:
+                    self.current[secret_id] = entry
+            return entry
+
+    def _evict_locked(self) -> None:
+        """Drop the least recently used entries until one slot is free.
+
+        A linear scan of ``last_used`` stamps, run only when a new entry must be
+        inserted into a full cache: it keeps the hit path free of any recency
+        bookkeeping beyond one attribute store (see docs/design.md).
+        """
+        while len(self.entries) >= self.config.max_size:
+            victim = min(self.entries.values(), key=_last_used)
+            del self.entries[victim.key]
+            if self.current.get(victim.secret_id) is victim:
+                del self.current[victim.secret_id]
+            log.debug("evicted %s (least recently used)", victim.target)
+
+    def invalidate(self, secret_id: str | None = None) -> None:
+        with self._lock:
+            if secret_id is None:
+                self.entries.clear()
+                self.current.clear()
+                return
+            for key in [k for k in self.entries if k[0] == secret_id]:
+                del self.entries[key]
+            self.current.pop(secret_id, None)
+
+    # ------------------------------------------------------------ decisions
+
+    def plan_read(self, entry: _Entry, *, blocking: bool) -> Plan:
+        """A read that missed the hot path: serve, or wait (boundedly) for a fetch.
+
+        ``blocking``: the caller is a thread that may perform a fetch itself when
+        it is going to wait for the answer anyway (no thread hop for a cold miss).
+        """
+        now = monotonic()
+        entry.last_used = now
+        value = entry.value
+        if value is not None and now < entry.expires_at:
+            self.hits += 1
+            return value
+        if value is None:
+            return self._plan_first_load(entry, now, blocking)
+        if now < entry.retry_at:
+            return self._serve_stale(entry, value, now, entry.error)  # backing off
+        usable = now < entry.expires_at + self.config.max_stale
+        with entry.lock:
+            current = entry.value
+            if current is not None and monotonic() < entry.expires_at:
+                return current  # refreshed by someone else a moment ago
+            task = entry.flight
+            if task is None:
+                self._count("_refreshes")
+                budget = self.config.max_refresh_wait if usable else math.inf
+                inline = blocking and budget == math.inf
+                task = self._start_locked(entry, inline=inline)
+                return Wait(
+                    entry,
+                    task,
+                    timeout=None if budget == math.inf else budget,
+                    fallback=value if usable else None,
+                    run_here=inline,
+                )
+        if usable:  # someone else is refreshing: the previous value, at once
+            self._count("_stale_served")
+            return value
+        return Wait(entry, task)  # too stale to serve: wait for the refresher's answer
+
+    def _plan_first_load(self, entry: _Entry, now: float, blocking: bool) -> Plan:
+        """No value yet: one caller fetches, concurrent callers wait for its answer."""
+        self._count("_misses")
+        with entry.lock:
+            value = entry.value
+            if value is not None:
+                return value  # loaded while we waited for the lock
+            error = entry.error
+            if error is None or now >= entry.retry_at:
+                task = entry.flight
+                if task is not None:
+                    return Wait(entry, task)
+                return Wait(entry, self._start_locked(entry, inline=blocking), run_here=blocking)
+        raise error.copy() from error.__cause__  # negative cache: no call per read
+
+    def plan_refresh(
+        self,
+        entry: _Entry,
+        *,
+        min_interval: float,
+        unless_newer_than: str | None = None,
+        fetched_since: float | None = None,
+        blocking: bool,
+    ) -> Plan:
+        """A forced refresh: join a fetch in flight, or start one unless rate-limited.
+
+        ``min_interval`` is counted from the *end* of the entry's last fetch: a
+        burst of refreshes around a slow fetch shares it instead of repeating it.
+        ``fetched_since``: a cached copy (or a fetch in flight) counts only if its
+        fetch began at or after this time -- evidence such as a rejected password
+        is newer than anything read before it.
+        """
+        asked_at = monotonic()
+        entry.last_used = asked_at
+        with entry.lock:
+            task = entry.flight
+            if task is not None:
+                early = fetched_since is not None and task.started_at < fetched_since
+                return Wait(entry, task, again=early)
+            value, error = entry.value, entry.error
+            recent = asked_at - entry.fetched_at < min_interval or (
+                fetched_since is not None and entry.attempted_at >= fetched_since
+            )
+            if value is not None:
+                if unless_newer_than is not None and value.version_id != unless_newer_than:
+                    return value
+                if recent:
+                    return value
+            elif error is not None and recent:
+                raise error.copy() from error.__cause__
+            self._count("_misses" if value is None else "_refreshes")
+            task = self._start_locked(entry, inline=blocking)
+        return Wait(entry, task, run_here=blocking)
+
+    def settle(self, wait: Wait, done: bool) -> SecretValue:
+        """What the caller gets once its wait is over (done, or out of patience)."""
+        if not done:
+            fallback = wait.fallback
+            if fallback is None:  # pragma: no cover - only bounded waits have a fallback
+                raise AssertionError("a wait without a fallback ended early")
+            self._count("_stale_served")
+            return fallback
+        value, error = wait.task.outcome()
+        if error is None:
+            return value  # type: ignore[return-value]
+        if wait.fallback is not None and isinstance(error, SecretCacheError):
+            return self._serve_stale(wait.entry, wait.fallback, monotonic(), error)
+        if isinstance(error, SecretCacheError):
+            raise error.copy() from error.__cause__
+        raise error
+
+    def _serve_stale(
+        self, entry: _Entry, stale: SecretValue, now: float, error: SecretCacheError | None
+    ) -> SecretValue:
+        """The last good value while within ``max_stale`` of its expiry, else the error."""
+        if now < entry.expires_at + self.config.max_stale or error is None:
+            self._count("_stale_served")
+            return stale
+        raise error.copy() from error.__cause__
+
+    # -------------------------------------------------------------- fetches
+
+    def _start_locked(self, entry: _Entry, *, inline: bool) -> Task[SecretValue]:
+        """A new fetch of ``entry`` (its lock held): inline by the caller, or on a worker."""
+        now = monotonic()
+        task: Task[SecretValue] = Task(started_at=now)
+        entry.flight = task
+        entry.attempted_at = now
+        if not inline:
+            submit(task, lambda: self._fetch(entry, task))
+        return task
+
+    def run_here(self, wait: Wait) -> None:
+        """Perform, on the calling thread, the fetch this caller started."""
+        entry, task = wait.entry, wait.task
+        task.run(lambda: self._fetch(entry, task))
+
+    def _fetch(self, entry: _Entry, task: Task[SecretValue]) -> SecretValue:
+        """One fetch into ``entry``: the network call outside every lock, then the bookkeeping."""
+        previous = entry.value
+        try:
+            value: SecretValue = self.source.get(
+                entry.secret_id, entry.version_stage, entry.version_id
+            )
+        except SecretCacheError as exc:
+            with entry.lock:
+                self._record_failure_locked(entry, exc)
+                if entry.flight is task:
+                    entry.flight = None
+            raise
+        except BaseException:
+            with entry.lock:
+                entry.fetched_at = monotonic()
+                if entry.flight is task:
+                    entry.flight = None
+            raise
+        with entry.lock:
+            self._store_locked(entry, value)
+            if entry.flight is task:
+                entry.flight = None
+        log.debug("fetched secret %s: version %s", entry.target, value.version_id)
+        self._report_change(entry, previous, value)
+        return value
+
+    def _record_failure_locked(self, entry: _Entry, exc: SecretCacheError) -> None:
+        entry.failures += 1
+        entry.error = exc
+        entry.fetched_at = now = monotonic()
+        delay = min(
+            self.config.error_backoff_max, _ERROR_BACKOFF_BASE * 2.0 ** (entry.failures - 1)
+        )
+        entry.retry_at = now + delay * random.uniform(0.5, 1.0)
+        self._count("_errors")
+        if entry.value is not None:
+            log.warning(
+                "refreshing secret %s failed (%s); serving the cached version %s",
+                entry.target,
+                type(exc).__name__,
+                entry.value.version_id,
+            )
+        else:
+            log.info("reading secret %s failed (%s)", entry.target, type(exc).__name__)
+
+    def _store_locked(self, entry: _Entry, value: SecretValue) -> None:
+        now = monotonic()
+        config = self.config
+        entry.value = value  # the value first: a reader that sees the new expiry sees it too
+        entry.error = None
+        entry.failures = 0
+        entry.retry_at = _NEVER
+        entry.fetched_at = now
+        if entry.version_id is not None:
+            entry.expires_at = math.inf  # a version's content never changes
+        else:
+            entry.expires_at = now + config.ttl * (1.0 - config.jitter * random.random())
+
+    def _report_change(
+        self, entry: _Entry, previous: SecretValue | None, fresh: SecretValue
+    ) -> None:
+        """Call ``on_change`` (outside every lock, so it may use the cache freely)."""
+        callback = self.config.on_change
+        if callback is None or previous is None or previous.version_id == fresh.version_id:
+            return
+        old, new = previous.version_id, fresh.version_id
+        label = entry.version_id if entry.version_id is not None else entry.version_stage
+        try:
+            callback(entry.secret_id, label or "", old, new)
+        except Exception:
+            log.exception("on_change callback failed for secret %s", entry.target)
+
+    # --------------------------------------------------- blocking operations
+
+    def read_blocking(self, entry: _Entry) -> SecretValue:
+        """The slow path for a thread: plan, perhaps fetch here, wait, settle."""
+        plan = self.plan_read(entry, blocking=True)
+        if isinstance(plan, SecretValue):
+            return plan
+        if plan.run_here:
+            self.run_here(plan)
+        return self.settle(plan, plan.task.wait(plan.timeout))
+
+    def refresh_blocking(self, entry: _Entry, **how: Any) -> SecretValue:
+        while True:
+            plan = self.plan_refresh(entry, blocking=True, **how)
+            if isinstance(plan, SecretValue):
+                return plan
+            if plan.run_here:
+                self.run_here(plan)
+            plan.task.wait()
+            if not plan.again:
+                return self.settle(plan, True)
+
+    def prefetch(self, secret_ids: tuple[str, ...]) -> None:
+        """Warm the default stage of several secrets; batched where the service allows.
+
+        ``BatchGetSecretValue`` serves only ``AWSCURRENT``: with another default
+        stage every id is read on its own (still coalesced with other readers).
+        Ids the batch could not serve are read one by one. Every id is attempted;
+        the first failure is raised at the end, after the others were cached.
+        """
+        stage = self.stage
+        wanted: list[str] = []
+        singly: list[str] = []
+        for secret_id in secret_ids:
+            _check_id(secret_id)
+            if secret_id in wanted or secret_id in singly:
+                continue
+            entry = self.entries.get((secret_id, stage))
+            if entry is not None and monotonic() < entry.expires_at:
+                continue
+            if stage != "AWSCURRENT" or (entry is not None and monotonic() < entry.retry_at):
+                singly.append(secret_id)  # backing off: the stale value or the remembered error
+            else:
+                wanted.append(secret_id)
+        first_error: SecretCacheError | None = None
+        for start in range(0, len(wanted), BATCH_LIMIT):
+            chunk = wanted[start : start + BATCH_LIMIT]
+            found = self.source.batch_get(chunk) if len(chunk) > 1 else {}
+            for secret_id in chunk:
+                value = found.get(secret_id)
+                if value is None:
+                    singly.append(secret_id)
+                else:
+                    self._store_prefetched(secret_id, value)
+        for secret_id in singly:
+            try:
+                self.read_blocking(self.entry(secret_id, stage, None))
+            except SecretCacheError as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
+        entry = self.entry(secret_id, "AWSCURRENT", None)
+        with entry.lock:
+            previous = entry.value
+            entry.attempted_at = monotonic()
+            self._store_locked(entry, value)
+        self._report_change(entry, previous, value)
+
+    # --------------------------------------------------------------- counters
+
+    def _count(self, counter: str) -> None:
+        with self._counter_lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def count_call(self) -> None:
+        with self._counter_lock:
+            self._api_calls += 1
+
+    def count_failover(self) -> None:
+        with self._counter_lock:
+            self._failovers += 1
+
+    def stats(self) -> CacheStats:
+        """A consistent snapshot of the counters."""
+        with self._counter_lock:
+            return CacheStats(
+                hits=self.hits,
+                misses=self._misses,
+                refreshes=self._refreshes,
+                api_calls=self._api_calls,
+                errors=self._errors,
+                stale_served=self._stale_served,
+                size=len(self.entries),
+                failovers=self._failovers,
+            )
+
+    def kind_error(
+        self,
+        secret_id: str,
+        version_stage: str | None,
+        version_id: str | None,
+        held: str,
+        asked: str,
+    ) -> SecretDecodeError:
+        stage = self.effective_stage(version_stage, version_id)
+        return SecretDecodeError(
+            f"secret {describe_target(secret_id, stage, version_id)} holds {held} data; "
+            f"use get_secret_{held}() instead of get_secret_{asked}()",
+            secret_id=secret_id,
+            version_stage=stage,
+            version_id=version_id,
+        )
+
+    def after_fork_in_child(self) -> None:
+        """A forked child gets fresh locks, no fetch in flight and no inherited connections."""
+        self._lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+        for entry in list(self.entries.values()):
+            entry.lock = threading.Lock()
+            entry.flight = None  # its worker thread does not exist here
+        after_fork = getattr(self.source, "after_fork", None)
+        if callable(after_fork):
+            after_fork()
+
+
+def check_client(client: Any, needs: str, kind: str) -> None:
+    """Refuse at construction what cannot be a client, saying what to pass instead."""
+    if client is None:
+        return
+    if isinstance(client, CacheConfig):
+        raise TypeError(
+            "the first argument of the cache is the AWS client; pass the configuration "
+            "by keyword: SecretCache(config=CacheConfig(...)) "
+            "(or SecretCache(client, config=CacheConfig(...)))"
+        )
+    if not callable(getattr(client, needs, None)):
+        raise TypeError(
+            f"client must be a boto3 {kind!r} client (or a stand-in with {needs}()), "
+            f"not {type(client).__name__}; pass config=CacheConfig(...) by keyword"
+        )
+
+
+def secrets_manager_engine(client: Any | None, config: CacheConfig | None) -> Engine:
+    """The engine behind ``SecretCache`` and ``AsyncSecretCache``: checked arguments, one source."""
+    check_client(client, "get_secret_value", "secretsmanager")
+    if config is None:
+        config = CacheConfig()
+    elif not isinstance(config, CacheConfig):
+        raise TypeError(f"config must be a CacheConfig, not {type(config).__name__}")
+    engine = Engine(None, config)
+    engine.source = SecretSource(
+        client, retry_attempts=config.retry_attempts, count_call=engine.count_call
+    )
+    return engine
 
 
 class SecretCache:
@@ -105,28 +601,15 @@ class SecretCache:
     """
 
     def __init__(self, client: Any | None = None, *, config: CacheConfig | None = None) -> None:
-        if config is None:
-            config = CacheConfig()
-        elif not isinstance(config, CacheConfig):
-            raise TypeError(f"config must be a CacheConfig, not {type(config).__name__}")
-        self._config = config
-        self._stage = config.default_version_stage
-        self._entries: dict[EntryKey, _Entry] = {}
-        # The same default-stage entries again, keyed by the bare id: the most common
-        # read then needs no key tuple (and no tuple hash) at all.
-        self._current: dict[str, _Entry] = {}
-        self._lock = threading.Lock()  # guards inserting and removing entries
-        self._source = SecretSource(
-            client, retry_attempts=config.retry_attempts, count_call=self._count_call
-        )
-        self._hits = 0  # incremented lock-free on the hot path (approximate under contention)
-        self._counter_lock = threading.Lock()
-        self._misses = 0
-        self._refreshes = 0
-        self._api_calls = 0
-        self._errors = 0
-        self._stale_served = 0
-        _live_caches.add(self)
+        self._engine = engine = secrets_manager_engine(client, config)
+        self._config = engine.config
+        self._entries = engine.entries
+        self._current = engine.current
+
+    @property
+    def _source(self) -> SecretSource:
+        source: SecretSource = self._engine.source
+        return source
 
     # ------------------------------------------------------------------ reads
     # The string, JSON and record readers repeat the same few lines of hit check on
@@ -153,13 +636,13 @@ class SecretCache:
             now = monotonic()
             if now < entry.expires_at:
                 entry.last_used = now
-                self._hits += 1
+                self._engine.hits += 1
                 text = entry.value.secret_string  # type: ignore[union-attr]
                 if text is not None:
                     return text
         value = self._read(secret_id, version_stage, version_id)
         if value.secret_string is None:
-            raise self._kind_error(secret_id, version_stage, version_id, "binary", "string")
+            raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
         return value.secret_string
 
     def get_secret_binary(
@@ -168,7 +651,7 @@ class SecretCache:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
         value = self.get_secret(secret_id, version_stage, version_id=version_id)
         if value.secret_binary is None:
-            raise self._kind_error(secret_id, version_stage, version_id, "string", "binary")
+            raise self._engine.kind_error(secret_id, version_stage, version_id, "string", "binary")
         return value.secret_binary
 
     def get_secret_json(
@@ -192,7 +675,7 @@ class SecretCache:
             now = monotonic()
             if now < entry.expires_at:
                 entry.last_used = now
-                self._hits += 1
+                self._engine.hits += 1
                 value = entry.value
                 parsed = value._json  # type: ignore[union-attr]
                 if parsed is not UNPARSED:
@@ -200,7 +683,7 @@ class SecretCache:
         if value is None:
             value = self._read(secret_id, version_stage, version_id)
         return value._parse_json(
-            secret_id, self._effective_stage(version_stage, version_id), version_id
+            secret_id, self._engine.effective_stage(version_stage, version_id), version_id
         )
 
     def get_secret(
@@ -223,9 +706,15 @@ class SecretCache:
             now = monotonic()
             if now < entry.expires_at:
                 entry.last_used = now
-                self._hits += 1
+                self._engine.hits += 1
                 return entry.value  # type: ignore[return-value]
         return self._read(secret_id, version_stage, version_id)
+
+    def _read(
+        self, secret_id: str, version_stage: str | None, version_id: str | None
+    ) -> SecretValue:
+        engine = self._engine
+        return engine.read_blocking(engine.entry(secret_id, version_stage, version_id))
 
     # ---------------------------------------------------------------- control
 
@@ -234,8 +723,9 @@ class SecretCache:
     ) -> SecretValue:
         """Fetch now, bypassing the TTL; coalesced and rate-limited, never sleeps.
 
-        Concurrent callers share one API call. Within ``min_refresh_interval`` of
-        the entry's last fetch the cached value is returned without a call.
+        Callers arriving while a fetch of the entry is in flight share it. Within
+        ``min_refresh_interval`` of the end of the entry's last fetch the cached
+        value is returned without a call.
         """
         return self.force_refresh(
             secret_id,
@@ -252,102 +742,40 @@ class SecretCache:
         version_id: str | None = None,
         min_interval: float,
         unless_newer_than: str | None = None,
+        fetched_since: float | None = None,
     ) -> SecretValue:
-        """``refresh`` with an explicit rate limit, for the library's own consumers.
+        """``refresh`` with an explicit policy, for the library's own consumers.
 
         ``unless_newer_than``: the version id the caller found wanting (a rejected
         password, say). If the entry already holds a different version, it is
         returned without a call -- another caller has refreshed since.
+        ``fetched_since``: a cached copy counts only if its fetch began at or
+        after this time on the cache's clock (see ``Engine.plan_refresh``).
         """
-        entry = self._entry(secret_id, version_stage, version_id)
-        asked_at = entry.last_used = monotonic()
-        with entry.lock:
-            value = entry.value
-            if entry.attempted_at >= asked_at:
-                # Someone fetched while we waited for the lock: share their answer.
-                if entry.error is None and value is not None:
-                    return value
-                entry.raise_error()
-            if value is not None:
-                if unless_newer_than is not None and value.version_id != unless_newer_than:
-                    return value
-                if monotonic() - entry.attempted_at < min_interval:
-                    return value
-            elif entry.error is not None and monotonic() - entry.attempted_at < min_interval:
-                entry.raise_error()
-            with self._counter_lock:
-                if value is None:
-                    self._misses += 1
-                else:
-                    self._refreshes += 1
-            fresh = self._fetch_locked(entry)
-        self._report_change(entry, value, fresh)
-        return fresh
+        engine = self._engine
+        return engine.refresh_blocking(
+            engine.entry(secret_id, version_stage, version_id),
+            min_interval=min_interval,
+            unless_newer_than=unless_newer_than,
+            fetched_since=fetched_since,
+        )
 
     def invalidate(self, secret_id: str | None = None) -> None:
         """Forget one secret (every stage and version of it), or everything."""
-        with self._lock:
-            if secret_id is None:
-                self._entries.clear()
-                self._current.clear()
-                return
-            for key in [k for k in self._entries if k[0] == secret_id]:
-                del self._entries[key]
-            self._current.pop(secret_id, None)
+        self._engine.invalidate(secret_id)
 
     def prefetch(self, *secret_ids: str) -> None:
-        """Warm ``AWSCURRENT`` of several secrets: one ``BatchGetSecretValue`` per 20.
+        """Warm the default stage of several secrets: one ``BatchGetSecretValue`` per 20.
 
-        Ids the batch call could not serve (it is denied, unavailable, or the id
-        is unknown) are fetched one by one. Every id is attempted; the first
-        failure is raised at the end, after the others have been cached.
+        Ids the batch call could not serve (it is denied, throttled, unavailable,
+        or the id is unknown) are fetched one by one. Every id is attempted; the
+        first failure is raised at the end, after the others have been cached.
         """
-        wanted: list[str] = []
-        backing_off: list[str] = []  # failed lately: answered from the cache, never batched
-        for secret_id in secret_ids:
-            _check_id(secret_id)
-            key = (secret_id, "AWSCURRENT")
-            entry = self._entries.get(key)
-            if secret_id in wanted or secret_id in backing_off:
-                continue
-            if entry is None or not monotonic() < entry.expires_at:
-                if entry is not None and monotonic() < entry.retry_at:
-                    backing_off.append(secret_id)
-                else:
-                    wanted.append(secret_id)
-        first_error: SecretCacheError | None = None
-        for secret_id in backing_off:
-            try:
-                self._read(secret_id, "AWSCURRENT", None)  # stale value or the remembered error
-            except SecretCacheError as exc:
-                first_error = first_error or exc
-        for start in range(0, len(wanted), BATCH_LIMIT):
-            chunk = wanted[start : start + BATCH_LIMIT]
-            found = self._source.batch_get(chunk) if len(chunk) > 1 else {}
-            for secret_id in chunk:
-                try:
-                    value = found.get(secret_id)
-                    if value is None:
-                        self._read(secret_id, "AWSCURRENT", None)
-                    else:
-                        self._store_prefetched(secret_id, value)
-                except SecretCacheError as exc:
-                    first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
+        self._engine.prefetch(secret_ids)
 
     def stats(self) -> CacheStats:
         """A consistent snapshot of the counters."""
-        with self._counter_lock:
-            return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                refreshes=self._refreshes,
-                api_calls=self._api_calls,
-                errors=self._errors,
-                stale_served=self._stale_served,
-                size=len(self._entries),
-            )
+        return self._engine.stats()
 
     @property
     def config(self) -> CacheConfig:
@@ -360,217 +788,6 @@ class SecretCache:
 
     def __repr__(self) -> str:
         return f"<SecretCache entries={len(self._entries)} ttl={self._config.ttl}>"
-
-    # -------------------------------------------------------------- slow path
-
-    def _effective_stage(self, version_stage: str | None, version_id: str | None) -> str | None:
-        if version_id is not None:
-            return None
-        return self._stage if version_stage is None else version_stage
-
-    def _entry(self, secret_id: str, version_stage: str | None, version_id: str | None) -> _Entry:
-        """The entry for this request, created (and the LRU one evicted) if needed."""
-        _check_id(secret_id)
-        if version_id is not None:
-            if version_stage is not None:
-                raise ValueError(
-                    f"give either version_stage or version_id for secret {secret_id!r}, not both"
-                )
-            _check_label("version_id", version_id)
-            key: EntryKey = (secret_id, None, version_id)
-        else:
-            if version_stage is None:
-                version_stage = self._stage
-            _check_label("version_stage", version_stage)
-            key = (secret_id, version_stage)
-        entry = self._entries.get(key)
-        if entry is not None:
-            return entry
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                if len(self._entries) >= self._config.max_size:
-                    self._evict_locked()
-                entry = _Entry(key, secret_id, version_stage, version_id)
-                self._entries[key] = entry
-                if version_stage == self._stage:
-                    self._current[secret_id] = entry
-            return entry
-
-    def _evict_locked(self) -> None:
-        """Drop the least recently used entries until one slot is free.
-
-        A linear scan of ``last_used`` stamps, run only when a new entry must be
-        inserted into a full cache: it keeps the hit path free of any recency
-        bookkeeping beyond one attribute store (see docs/design.md).
-        """
-        while len(self._entries) >= self._config.max_size:
-            victim = min(self._entries.values(), key=_last_used)
-            del self._entries[victim.key]
-            if self._current.get(victim.secret_id) is victim:
-                del self._current[victim.secret_id]
-            log.debug("evicted %s (least recently used)", victim.target)
-
-    def _read(
-        self, secret_id: str, version_stage: str | None, version_id: str | None
-    ) -> SecretValue:
-        """Everything that is not a fresh hit: first load, TTL refresh, failures."""
-        entry = self._entry(secret_id, version_stage, version_id)
-        now = monotonic()
-        entry.last_used = now
-        value = entry.value
-        if value is not None and now < entry.expires_at:
-            self._hits += 1
-            return value
-        if value is None:
-            return self._first_load(entry)
-        return self._refresh_expired(entry, value, now)
-
-    def _first_load(self, entry: _Entry) -> SecretValue:
-        """No value yet: one caller fetches, concurrent callers wait for its answer."""
-        with self._counter_lock:
-            self._misses += 1
-        with entry.lock:
-            value = entry.value
-            if value is not None:
-                return value  # loaded while we waited
-            if entry.error is not None and monotonic() < entry.retry_at:
-                entry.raise_error()  # negative cache: no call per read of a failing secret
-            return self._fetch_locked(entry)
-
-    def _refresh_expired(self, entry: _Entry, stale: SecretValue, now: float) -> SecretValue:
-        """Past its TTL: exactly one caller refreshes, the others get the old value at once."""
-        if now < entry.retry_at:
-            return self._serve_stale(entry, stale, now)  # backing off after a failure
-        if not entry.lock.acquire(blocking=False):
-            if now < entry.expires_at + self._config.max_stale:
-                self._count_stale()
-                return stale
-            with entry.lock:  # too stale to serve: wait for the refresher's answer
-                if entry.value is not None and monotonic() < entry.expires_at:
-                    return entry.value
-                return self._serve_stale(entry, stale, monotonic())
-        try:
-            current = entry.value
-            if current is not None and monotonic() < entry.expires_at:
-                return current  # refreshed by someone else a moment ago
-            with self._counter_lock:
-                self._refreshes += 1
-            try:
-                fresh = self._fetch_locked(entry)
-            except SecretCacheError:
-                return self._serve_stale(entry, stale, monotonic())
-        finally:
-            entry.lock.release()
-        self._report_change(entry, stale, fresh)
-        return fresh
-
-    def _serve_stale(self, entry: _Entry, stale: SecretValue, now: float) -> SecretValue:
-        """The last good value while within ``max_stale`` of its expiry, else the error."""
-        if now < entry.expires_at + self._config.max_stale:
-            self._count_stale()
-            return stale
-        if entry.error is not None:
-            entry.raise_error()
-        return stale  # pragma: no cover - expiry without an error means a refresh is due
-
-    def _fetch_locked(self, entry: _Entry) -> SecretValue:
-        """One fetch into ``entry``; the caller holds ``entry.lock``."""
-        entry.attempted_at = monotonic()
-        try:
-            value = self._source.get(entry.secret_id, entry.version_stage, entry.version_id)
-        except SecretCacheError as exc:
-            self._record_failure(entry, exc)
-            raise
-        self._store_locked(entry, value)
-        log.debug("fetched secret %s: version %s", entry.target, value.version_id)
-        return value
-
-    def _record_failure(self, entry: _Entry, exc: SecretCacheError) -> None:
-        entry.failures += 1
-        entry.error = exc
-        delay = min(
-            self._config.error_backoff_max, _ERROR_BACKOFF_BASE * 2.0 ** (entry.failures - 1)
-        )
-        entry.retry_at = monotonic() + delay * random.uniform(0.5, 1.0)
-        with self._counter_lock:
-            self._errors += 1
-        if entry.value is not None:
-            log.warning(
-                "refreshing secret %s failed (%s); serving the cached version %s",
-                entry.target,
-                type(exc).__name__,
-                entry.value.version_id,
-            )
-        else:
-            log.info("reading secret %s failed (%s)", entry.target, type(exc).__name__)
-
-    def _store_locked(self, entry: _Entry, value: SecretValue) -> None:
-        now = monotonic()
-        config = self._config
-        entry.value = value  # the value first: a reader that sees the new expiry sees it too
-        entry.error = None
-        entry.failures = 0
-        entry.retry_at = _NEVER
-        if entry.version_id is not None:
-            entry.expires_at = math.inf  # a version's content never changes
-        else:
-            entry.expires_at = now + config.ttl * (1.0 - config.jitter * random.random())
-
-    def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
-        entry = self._entry(secret_id, "AWSCURRENT", None)
-        with entry.lock:
-            previous = entry.value
-            entry.attempted_at = monotonic()
-            self._store_locked(entry, value)
-        self._report_change(entry, previous, value)
-
-    def _report_change(
-        self, entry: _Entry, previous: SecretValue | None, fresh: SecretValue
-    ) -> None:
-        """Call ``on_change`` (outside every lock, so it may use the cache freely)."""
-        callback = self._config.on_change
-        if callback is None or previous is None or previous.version_id == fresh.version_id:
-            return
-        old, new = previous.version_id, fresh.version_id
-        label = entry.version_id if entry.version_id is not None else entry.version_stage
-        try:
-            callback(entry.secret_id, label or "", old, new)
-        except Exception:
-            log.exception("on_change callback failed for secret %s", entry.target)
-
-    def _kind_error(
-        self,
-        secret_id: str,
-        version_stage: str | None,
-        version_id: str | None,
-        held: str,
-        asked: str,
-    ) -> SecretDecodeError:
-        stage = self._effective_stage(version_stage, version_id)
-        return SecretDecodeError(
-            f"secret {describe_target(secret_id, stage, version_id)} holds {held} data; "
-            f"use get_secret_{held}() instead of get_secret_{asked}()",
-            secret_id=secret_id,
-            version_stage=stage,
-            version_id=version_id,
-        )
-
-    def _count_call(self) -> None:
-        with self._counter_lock:
-            self._api_calls += 1
-
-    def _count_stale(self) -> None:
-        with self._counter_lock:
-            self._stale_served += 1
-
-    def _after_fork_in_child(self) -> None:
-        """A forked child gets fresh locks and no inherited HTTP connections."""
-        self._lock = threading.Lock()
-        self._counter_lock = threading.Lock()
-        for entry in list(self._entries.values()):
-            entry.lock = threading.Lock()
-        self._source.after_fork()
 
 
 def _last_used(entry: _Entry) -> float:
@@ -597,7 +814,7 @@ def _check_label(name: str, label: object) -> None:
 
 # ----------------------------------------------------------- process-wide state
 
-_live_caches: weakref.WeakSet[SecretCache] = weakref.WeakSet()
+_live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 _default: SecretCache | None = None
 _default_lock = threading.Lock()
 
@@ -622,8 +839,8 @@ def _set_default(cache: SecretCache) -> SecretCache:
 def _reinit_after_fork() -> None:
     global _default_lock
     _default_lock = threading.Lock()
-    for cache in list(_live_caches):
-        cache._after_fork_in_child()
+    for engine in list(_live_engines):
+        engine.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):

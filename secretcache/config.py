@@ -29,9 +29,17 @@ class CacheConfig:
     retry_attempts: int = 3
     error_backoff_max: float = 300.0
     on_change: ChangeCallback | None = None
+    max_refresh_wait: float = 0.1
+    failover_regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("ttl", "max_stale", "min_refresh_interval", "error_backoff_max"):
+        for name in (
+            "ttl",
+            "max_stale",
+            "min_refresh_interval",
+            "error_backoff_max",
+            "max_refresh_wait",
+        ):
             _require_number(name, getattr(self, name), minimum=0.0)
         _require_number("jitter", self.jitter, minimum=0.0, maximum=1.0)
         _require_int("max_size", self.max_size, minimum=1)
@@ -39,6 +47,12 @@ class CacheConfig:
         stage = self.default_version_stage
         if not isinstance(stage, str) or not stage or len(stage) > 256:
             raise ValueError("CacheConfig.default_version_stage must be a non-empty label")
+        regions = self.failover_regions
+        if isinstance(regions, str) or not isinstance(regions, tuple | list):
+            raise TypeError("CacheConfig.failover_regions must be a tuple of region names")
+        if not all(isinstance(r, str) and r for r in regions):
+            raise ValueError("CacheConfig.failover_regions must hold non-empty region names")
+        object.__setattr__(self, "failover_regions", tuple(regions))
         if self.on_change is not None and not callable(self.on_change):
             raise TypeError("CacheConfig.on_change must be callable or None")
 

@@ -213,7 +213,15 @@ def create_default_client() -> Any:
 
 
 class SecretSource:
-    """Performs fetches through one client; knows nothing about caching."""
+    """Performs fetches through one client; knows nothing about caching.
+
+    ``count_call`` is told about every request that leaves for the endpoint,
+    counted where botocore sends it (``before-send``), so botocore's own retries
+    in a caller's client are counted too. Retries are either ours (the client the
+    library creates has botocore's turned off) or the client's (a caller's client
+    keeps its own retry policy, and ours stands down): never both, so attempts
+    never multiply. See docs/configuration.md.
+    """
 
     def __init__(
         self,
@@ -228,6 +236,28 @@ class SecretSource:
         self._client_lock = threading.Lock()
         self._retry_attempts = retry_attempts
         self._count_call = count_call
+        self._sending = threading.local()  # set while this source has a call in progress
+        self._counts_sends = False
+        if client is not None:
+            self._watch_sends(client)
+            if _client_retries(client):
+                self._retry_attempts = 1
+
+    def _watch_sends(self, client: Any) -> None:
+        events = getattr(getattr(client, "meta", None), "events", None)
+        register_first = getattr(events, "register_first", None)
+        if callable(register_first):
+            # Per operation: botocore calls handlers of the most specific event name
+            # first, and a fault or stub registered there must not hide a send from us.
+            for operation in ("GetSecretValue", "BatchGetSecretValue"):
+                register_first(f"before-send.secrets-manager.{operation}", self._on_send)
+            self._counts_sends = True
+
+    def _on_send(self, **_: Any) -> None:
+        # Only requests this source made: a client shared with application code
+        # (or a test creating secrets) sends others on the same event.
+        if getattr(self._sending, "active", False):
+            self._count_call()
 
     @property
     def client(self) -> Any:
@@ -236,7 +266,9 @@ class SecretSource:
         if client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = create_default_client()
+                    created = create_default_client()
+                    self._watch_sends(created)
+                    self._client = created
                 client = self._client
         return client
 
@@ -254,7 +286,7 @@ class SecretSource:
             except Exception:  # pragma: no cover - best effort on foreign clients
                 log.debug("could not drop the inherited HTTP connections", exc_info=True)
 
-    def _attempts(self) -> Iterator[Any]:
+    def _attempts(self, attempts: int) -> Iterator[Any]:
         # Imported here, like botocore: a Lambda cold start pays only for what it uses.
         from tenacity import (
             Retrying,
@@ -266,25 +298,39 @@ class SecretSource:
 
         return iter(
             Retrying(
-                stop=stop_after_attempt(self._retry_attempts) | stop_after_delay(FETCH_DEADLINE),
+                stop=stop_after_attempt(attempts) | stop_after_delay(FETCH_DEADLINE),
                 wait=wait_random_exponential(multiplier=0.05, max=2.0),
                 retry=retry_if_exception(is_transient),
                 reraise=True,
             )
         )
 
-    def _call(self, operation: str, tally: list[int], **params: Any) -> dict[str, Any]:
+    def _call(
+        self, operation: str, tally: list[int], *, retry: bool = True, **params: Any
+    ) -> dict[str, Any]:
         """One logical call with retries; ``tally[0]`` counts the attempts made."""
-        for attempt in self._attempts():
+        client = self.client
+        sending = self._sending
+        for attempt in self._attempts(self._retry_attempts if retry else 1):
             with attempt:
                 tally[0] += 1
-                self._count_call()
-                response: dict[str, Any] = getattr(self.client, operation)(**params)
+                if not self._counts_sends:
+                    self._count_call()
+                sending.active = True
+                try:
+                    response: dict[str, Any] = getattr(client, operation)(**params)
+                finally:
+                    sending.active = False
                 return response
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def get(self, secret_id: str, version_stage: str | None, version_id: str | None) -> SecretValue:
-        """One ``GetSecretValue`` for one stage or version; typed errors only."""
+        """One ``GetSecretValue`` for one stage or version; typed errors only.
+
+        A reply that cannot be read (a 200 whose body is malformed) becomes
+        ``SecretUnavailableError`` whose cause is a clean stand-in: the parser's
+        own error and its traceback's frames hold the raw body, i.e. the secret.
+        """
         params: dict[str, Any] = {"SecretId": secret_id}
         if version_id is not None:
             params["VersionId"] = version_id
@@ -292,12 +338,28 @@ class SecretSource:
             params["VersionStage"] = version_stage
         tally = [0]
         try:
-            response = self._call("get_secret_value", tally, **params)
+            return self._read_value(secret_id, tally, params)
         except Exception as exc:
-            if not _is_aws_failure(exc):
-                raise
+            if not _is_answer(exc):
+                raise  # already a clean typed error (see _read_value)
             raise translate(exc, secret_id, version_stage, version_id, attempts=tally[0]) from exc
-        return SecretValue.from_response(response, requested_id=secret_id)
+
+    def _read_value(self, secret_id: str, tally: list[int], params: dict[str, Any]) -> SecretValue:
+        """The call and the parsing of its reply; an unreadable reply leaves no trace here."""
+        failure: Exception | None = None
+        response: dict[str, Any] | None = None
+        try:
+            response = self._call("get_secret_value", tally, **params)
+            return SecretValue.from_response(response, requested_id=secret_id)
+        except Exception as exc:
+            if _is_answer(exc):
+                raise
+            failure = unreadable(
+                exc, secret_id, params.get("VersionStage"), params.get("VersionId")
+            )
+            del exc
+        response = None  # the reply, i.e. the secret: not kept in this frame's locals
+        raise failure
 
     def batch_get(self, secret_ids: Sequence[str]) -> dict[str, SecretValue]:
         """``BatchGetSecretValue`` for up to 20 ids; returns what it could match.
@@ -314,10 +376,11 @@ class SecretSource:
         params: dict[str, Any] = {"SecretIdList": wanted}
         while True:
             try:
-                response = self._call("batch_get_secret_value", [0], **params)
+                response = self._call("batch_get_secret_value", [0], retry=False, **params)
             except Exception as exc:
-                if not (_is_aws_failure(exc) or isinstance(exc, AttributeError)):
-                    raise
+                # Throttled, denied, unavailable or unreadable: BatchGetSecretValue has a
+                # quota of its own (100/s per account), so the batch is not retried; the
+                # caller reads these ids one by one with GetSecretValue instead.
                 log.debug(
                     "BatchGetSecretValue unavailable (%s); fetching one by one",
                     error_code(exc) or type(exc).__name__,
@@ -326,7 +389,10 @@ class SecretSource:
             for item in response.get("SecretValues") or ():
                 if "AWSCURRENT" not in (item.get("VersionStages") or ()):
                     continue
-                value = SecretValue.from_response(item)
+                try:
+                    value = SecretValue.from_response(item)
+                except Exception:  # unreadable item: fetched singly, with a typed error
+                    continue
                 for requested in wanted:
                     if requested in found:
                         continue
@@ -342,3 +408,45 @@ def _is_aws_failure(exc: BaseException) -> bool:
     from botocore import exceptions as bce
 
     return isinstance(exc, bce.BotoCoreError | bce.ClientError)
+
+
+def _is_answer(exc: BaseException) -> bool:
+    """A botocore failure that holds no response body: an error answer or a network fault."""
+    from botocore.parsers import ResponseParserError
+
+    return _is_aws_failure(exc) and not isinstance(exc, ResponseParserError)
+
+
+class UnreadableResponseError(Exception):
+    """Stands in for whatever failed while reading a reply, without the reply itself."""
+
+
+def unreadable(
+    exc: BaseException, secret_id: str, version_stage: str | None, version_id: str | None
+) -> SecretUnavailableError:
+    """A typed error for a reply that could not be read, holding nothing of the reply."""
+    kind = type(exc).__name__
+    target = describe_target(secret_id, version_stage, version_id)
+    cause = UnreadableResponseError(f"{kind} while reading the reply to GetSecretValue")
+    error = SecretUnavailableError(
+        f"secret {target} is unavailable: the service sent a reply that could not be read ({kind})",
+        secret_id=secret_id,
+        version_stage=version_stage,
+        version_id=version_id,
+    )
+    error.__cause__ = cause
+    error.__suppress_context__ = True
+    return error
+
+
+def _client_retries(client: Any) -> bool:
+    """Whether a caller's client retries by itself (botocore's default does).
+
+    Only an explicit ``retries={"total_max_attempts": 1}`` (or ``max_attempts: 0``)
+    turns botocore's retries off; a stand-in without botocore's ``meta`` retries nothing.
+    """
+    config = getattr(getattr(client, "meta", None), "config", None)
+    if config is None:
+        return False
+    retries = getattr(config, "retries", None) or {}
+    return not (retries.get("total_max_attempts") == 1 or retries.get("max_attempts") == 0)

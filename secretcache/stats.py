@@ -14,7 +14,9 @@ class CacheStats:
     ``api_calls`` counts every attempt sent to Secrets Manager, retries included,
     so it is the number to compare with a bill or a throttling quota. ``hits`` is
     counted without a lock on the hot path and may undercount slightly when many
-    threads read at once.
+    threads read at once. ``stale_served`` counts reads answered with the previous
+    value because its refresh failed, was backing off, or was still in flight.
+    ``failovers`` counts fetches that a failover region answered.
     """
 
     hits: int = 0
@@ -24,3 +26,4 @@ class CacheStats:
     errors: int = 0
     stale_served: int = 0
     size: int = 0
+    failovers: int = 0

@@ -16,6 +16,7 @@ from secretcache._demo.mariadb import MariaDBServer, start_mariadb
 from secretcache._demo.postgres import DatabaseUnavailableError, PostgresServer, start_postgres
 
 REGION = "us-east-1"
+NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +39,13 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def sm(aws: None) -> Any:
-    """A secretsmanager client on in-process moto."""
-    return boto3.client("secretsmanager", region_name=REGION)
+    """A secretsmanager client on in-process moto.
+
+    botocore's own retries are off, as in the client the library creates, so the
+    engine's retry policy is what tests see; tests of a caller's client that
+    retries by itself build one explicitly.
+    """
+    return boto3.client("secretsmanager", region_name=REGION, config=NO_BOTOCORE_RETRIES)
 
 
 class MotoServer:
@@ -52,14 +58,18 @@ class MotoServer:
         self.endpoint = f"http://{host}:{port}"
 
     def client(self, **config: Any) -> Any:
-        """A new client of its own (boto3 clients are per test, never shared)."""
+        """A new client of its own (boto3 clients are per test, never shared).
+
+        botocore's retries are off unless ``retries=`` is given (see the ``sm`` fixture).
+        """
+        config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
         return boto3.session.Session().client(
             "secretsmanager",
             region_name=REGION,
             endpoint_url=self.endpoint,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-            config=Config(**config) if config else None,
+            config=Config(**config),
         )
 
     def reset(self) -> None:

@@ -60,7 +60,9 @@ class FaultInjector:
         self._remaining: int | None = 0
         self._hook: Callable[[], None] | None = None
         self.seen = 0
-        client.meta.events.register(f"before-call.secrets-manager.{operation}", self._before)
+        # At before-send, where a real endpoint would answer: the engine's call counting
+        # and a retrying client's own retries see injected answers as real ones.
+        client.meta.events.register(f"before-send.secrets-manager.{operation}", self._before)
 
     def inject(self, code: str, times: int | None = 1, status: int = 400) -> None:
         with self._lock:
@@ -75,7 +77,7 @@ class FaultInjector:
         with self._lock:
             self._hook = hook
 
-    def _before(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _before(self, **_: Any) -> AWSResponse | None:
         with self._lock:
             self.seen += 1
             hook = self._hook
@@ -86,7 +88,9 @@ class FaultInjector:
         if hook is not None:
             hook()
         if fail and code is not None:
-            return error_response(code, status)
+            from tests.reliability.faults import aws_error
+
+            return aws_error(status, code, f"injected {code}")
         return None
 
 

@@ -195,7 +195,8 @@ class Faults:
 class TcpProxy:
     """A loopback TCP proxy whose upstream can be cut, silenced or restored.
 
-    Modes: ``"forward"`` relays to the target; ``"silent"`` accepts connections
+    Modes: ``"forward"`` relays to the target; ``"slow"`` relays, but holds each
+    answer back for ``delay`` seconds; ``"silent"`` accepts connections
     and never answers (the worst case: a black-holed endpoint); ``"down"`` closes
     the listening socket and every open connection, so new connects are refused,
     until ``up()`` listens again on the same port.
@@ -204,6 +205,7 @@ class TcpProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self._target = (target_host, target_port)
         self.mode = "forward"
+        self.delay = 0.0
         self.accepted = 0
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
@@ -238,7 +240,7 @@ class TcpProxy:
                 self.accepted += 1
                 self._conns.append(conn)
                 mode = self.mode
-            if mode == "forward":
+            if mode in ("forward", "slow"):
                 threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
             # "silent": keep the socket open and never read or answer
 
@@ -261,6 +263,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is upstream and self.mode == "slow":
+                        time.sleep(self.delay)
                     pair[sock].sendall(data)
         except OSError:
             return

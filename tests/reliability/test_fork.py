@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -149,14 +150,22 @@ def test_children_get_their_own_connections(
     assert cache.refresh(secret_id).secret_string == f"{secret_id}|v2"
 
 
-def test_fork_while_a_parent_thread_holds_an_entry_lock(
-    moto_server: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["forced-refresh-thread", "background-ttl-refresh"])
+def test_fork_while_a_fetch_is_in_flight(
+    moto_server: Any, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """A parent thread is mid-refresh (holding the entry's lock) when the fork happens."""
+    """A parent fetch is in flight (a caller's thread, or a background worker) at the fork.
+
+    The child must start clean: no fetch in flight it would wait on forever (its
+    worker thread does not exist there), no held lock, and it refreshes by itself.
+    """
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     rig = Rig(moto_server, secretcache.cache.monotonic, monkeypatch)  # type: ignore[arg-type]
     secret_id = _two_secrets(rig)
-    cache = SecretCache(config=CacheConfig(min_refresh_interval=0.0))
+    ttl = 0.5 if how == "background-ttl-refresh" else 3600.0
+    cache = SecretCache(
+        config=CacheConfig(min_refresh_interval=0.0, ttl=ttl, jitter=0.0, max_refresh_wait=0.0)
+    )
     assert cache.get_secret_string(secret_id) == f"{secret_id}|v1"
     rig.sm.put_secret_value(SecretId=secret_id, SecretString=f"{secret_id}|v2")
     parent = os.getpid()
@@ -168,24 +177,34 @@ def test_fork_while_a_parent_thread_holds_an_entry_lock(
             release.wait(20)
 
     cache.client.meta.events.register("before-send.secrets-manager.*", hold)
-    refresher = threading.Thread(target=lambda: cache.refresh(secret_id))
-    refresher.start()
+    refresher: threading.Thread | None = None
+    if how == "forced-refresh-thread":
+        refresher = threading.Thread(target=lambda: cache.refresh(secret_id))
+        refresher.start()
+    else:
+        time.sleep(ttl + 0.1)
+        assert cache.get_secret_string(secret_id) == f"{secret_id}|v1"  # served, not waited
     try:
         assert inside.wait(10), "the parent's refresh never started"
         entry = next(e for e in cache._entries.values() if e.secret_id == secret_id)
-        assert entry.lock.locked(), "the entry lock is not held: the test proves nothing"
+        assert entry.flight is not None, "no fetch in flight: the test proves nothing"
 
         parent_client = id(cache.client)
 
         def work() -> dict[str, Any]:
+            clean = entry.flight is None and not entry.lock.locked()
             report = child_work(cache, secret_id, parent_client)
-            report["lock_free"] = not entry.lock.locked()
+            report["clean"] = clean
             return report
 
         report = in_child(work)
     finally:
         release.set()
-        refresher.join(20)
-    assert report["lock_free"], "the child inherited a held entry lock"
+        if refresher is not None:
+            refresher.join(20)
+    assert report["clean"], "the child inherited a fetch in flight or a held lock"
     assert report["fresh_ok"] and report["other_ok"], report
+    deadline = time.monotonic() + 10
+    while entry.flight is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert cache.get_secret_string(secret_id) == f"{secret_id}|v2"

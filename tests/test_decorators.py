@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+import threading
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -10,6 +15,7 @@ import pytest
 import secretcache
 import secretcache.cache as cache_module
 from secretcache import SecretCache, SecretDecodeError, inject_secret_json, inject_secret_string
+from tests.leakcheck import find_leaks
 
 
 @pytest.fixture
@@ -80,3 +86,203 @@ def test_default_cache_is_used_when_none_is_given(sm: Any, monkeypatch: pytest.M
     assert read() == "from-default"
     assert secretcache.default_cache() is secretcache.default_cache()
     assert secretcache.default_cache().stats().api_calls == 1
+
+
+# ------------------------------------------------------------- signatures (issue 9.8)
+
+
+def test_signature_leaves_out_the_injected_parameters(cache: SecretCache) -> None:
+    @inject_secret_string("api", cache=cache)
+    def call(key: str, payload: str, *, timeout: float = 1.0) -> str:
+        return key
+
+    @inject_secret_json("db", cache=cache, user="username", pwd="password")
+    def connect(host: str, *, user: str, pwd: str, port: int = 5432) -> str:
+        return user
+
+    @inject_secret_json("db", cache=cache)
+    def whole(db: Mapping[str, Any], name: str) -> Any:
+        return db[name]
+
+    class Client:
+        @inject_secret_string("api", cache=cache)
+        def send(self, key: str, payload: str) -> str:
+            return key + payload
+
+        @staticmethod
+        @inject_secret_string("api", cache=cache)
+        def static(key: str, payload: str) -> str:
+            return key + payload
+
+        @classmethod
+        @inject_secret_string("api", cache=cache)
+        def klass(cls, key: str, payload: str) -> str:
+            return cls.__name__ + key + payload
+
+        @inject_secret_string("api", cache=cache)
+        @staticmethod
+        def static_under(key: str, payload: str) -> str:
+            return key + payload
+
+    assert names(call) == ["payload", "timeout"]
+    assert names(connect) == ["host", "port"]
+    assert names(whole) == ["name"]
+    assert names(Client.send) == ["self", "payload"]
+    assert names(Client().send) == ["payload"]
+    for method in (Client.static, Client().static, Client.static_under):
+        assert names(method) == ["payload"]
+    assert names(Client.klass) == ["payload"]
+    assert call("body") == "key-1"
+    assert connect("h") == "u"
+    assert whole("password") == "p-1"
+    assert Client().send("+b") == "key-1+b"
+    assert Client.static("+b") == Client().static("+b") == "key-1+b"
+    assert Client.static_under("+b") == "key-1+b"
+    assert Client.klass("+b") == Client().klass("+b") == "Clientkey-1+b"
+    assert call.__wrapped__.__name__ == "call"  # type: ignore[attr-defined]
+
+
+def test_a_mapping_naming_no_parameter_fails_at_decoration(cache: SecretCache) -> None:
+    with pytest.raises(TypeError, match="'pwdd'"):
+
+        @inject_secret_json("db", cache=cache, pwdd="password")
+        def connect(*, pwd: str) -> None: ...
+
+    @inject_secret_json("db", cache=cache, anything="password")
+    def flexible(**options: Any) -> Any:
+        return options["anything"]
+
+    assert flexible() == "p-1"
+
+
+def test_binary_secret_for_a_string_is_a_decode_error(cache: SecretCache, sm: Any) -> None:
+    sm.create_secret(Name="blob", SecretBinary=b"\x00\x01")
+
+    @inject_secret_string("blob", cache=cache)
+    def use(key: str) -> str:
+        return key
+
+    with pytest.raises(SecretDecodeError, match=r"'blob' \(stage AWSCURRENT\) holds binary"):
+        use()
+
+
+# ------------------------------------------------------------ async functions (API §9)
+
+
+def test_async_functions_stay_coroutine_functions(cache: SecretCache) -> None:
+    @inject_secret_string("api", cache=cache)
+    async def call(key: str, payload: str) -> str:
+        await asyncio.sleep(0)
+        return f"{key}:{payload}"
+
+    @inject_secret_json("db", cache=cache, user="username")
+    async def connect(host: str, *, user: str) -> str:
+        return f"{user}@{host}"
+
+    @inject_secret_json("db", cache=cache)
+    async def whole(db: Mapping[str, Any]) -> str:
+        return str(db["password"])
+
+    class Client:
+        @inject_secret_string("api", cache=cache)
+        async def send(self, key: str, payload: str) -> str:
+            return key + payload
+
+    for func in (call, connect, whole, Client.send, Client().send):
+        assert inspect.iscoroutinefunction(func), func
+    assert names(call) == ["payload"]
+    assert names(connect) == ["host"]
+    assert names(Client().send) == ["payload"]
+
+    async def main() -> list[str]:
+        return [await call("x"), await connect("h"), await whole(), await Client().send("+")]
+
+    assert asyncio.run(main()) == ["key-1:x", "u@h", "p-1", "key-1+"]
+
+
+def test_async_function_with_a_sync_cache_reads_off_the_event_loop(
+    cache: SecretCache, sm: Any
+) -> None:
+    """A blocking cache is read in a worker thread: the loop keeps running meanwhile."""
+    loop_threads: set[int] = set()
+    read_threads: set[int] = set()
+    real = cache.get_secret
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        read_threads.add(threading.get_ident())
+        return real(*args, **kwargs)
+
+    cache.get_secret = observed  # type: ignore[method-assign]
+
+    @inject_secret_string("api", cache=cache)
+    async def call(key: str) -> str:
+        loop_threads.add(threading.get_ident())
+        return key
+
+    assert asyncio.run(call()) == "key-1"
+    assert read_threads and loop_threads and not read_threads & loop_threads
+
+
+def test_async_errors_are_the_same_errors(cache: SecretCache) -> None:
+    @inject_secret_json("db", cache=cache, token="token")
+    async def use(*, token: str) -> str:
+        return token
+
+    @inject_secret_string("nope", cache=cache)
+    async def missing(key: str) -> str:
+        return key
+
+    with pytest.raises(SecretDecodeError, match="'token'"):
+        asyncio.run(use())
+    with pytest.raises(secretcache.SecretNotFoundError, match="'nope'"):
+        asyncio.run(missing())
+
+
+def test_a_sync_function_cannot_take_an_async_cache() -> None:
+    class FakeAsyncCache:  # the shape of AsyncSecretCache: coroutine reads
+        async def get_secret(self, *args: Any) -> Any:
+            raise AssertionError("never read")
+
+    with pytest.raises(TypeError, match="not an async function"):
+
+        @inject_secret_string("api", cache=FakeAsyncCache())  # type: ignore[arg-type]
+        def use(key: str) -> str:
+            return key
+
+
+# -------------------------------------------- frames hold what the function receives
+
+
+def test_wrapper_frames_hold_no_other_secret(sm: Any) -> None:
+    canary = f"CANARY-\u00e9\u20ac-{uuid.uuid4().hex}"
+    sm.create_secret(
+        Name="doc",
+        SecretString=json.dumps({"username": "u", "password": canary, "other": canary}),
+    )
+    cache = SecretCache(sm)
+
+    @inject_secret_json("doc", cache=cache, user="username")
+    def fails(*, user: str) -> None:
+        raise RuntimeError("the function's own failure")
+
+    @inject_secret_json("doc", cache=cache, user="username", missing="no-such-key")
+    def missing(*, user: str, missing: str) -> None:
+        raise AssertionError("unreachable")
+
+    for call, kind in ((fails, RuntimeError), (missing, SecretDecodeError)):
+        error = _raised(call)
+        assert isinstance(error, kind)
+        leaks = find_leaks(error, [canary])
+        assert not leaks, f"a secret the function does not receive is reachable via {leaks}"
+
+
+def names(func: Any) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def _raised(fn: Any) -> BaseException:
+    try:
+        fn()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing was raised")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,9 +24,16 @@ import boto3
 import pytest
 
 import secretcache.cache as cache_module
-from secretcache import CacheConfig, SecretCache, SecretNotFoundError, default_cache
+from secretcache import (
+    CacheConfig,
+    SecretCache,
+    SecretDecodeError,
+    SecretNotFoundError,
+    default_cache,
+)
 from secretcache.aws_lambda import with_secrets
 from tests.helpers import CallLog
+from tests.leakcheck import find_leaks
 
 TTL = 300.0
 
@@ -262,6 +270,15 @@ def test_bad_arguments() -> None:
         with_secrets(db=123)  # type: ignore[arg-type]
 
 
+def raised(fn: Callable[[], object]) -> BaseException:
+    """What ``fn`` raises, caught in a frame holding nothing but ``fn``."""
+    try:
+        fn()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
 def run_python(code: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
@@ -282,3 +299,87 @@ def test_importing_secretcache_does_not_import_boto3() -> None:
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     )
     assert run_python(code) == "['boto3', 'botocore']"
+
+
+# ------------------------------------------------ signatures and annotations (issue 9.8)
+
+
+def test_signature_leaves_out_the_injected_keywords(secrets: dict[str, Any], sm: Any) -> None:
+    cache = SecretCache(sm)
+
+    @with_secrets(cache=cache, db="prod/db", api_key="prod/api-key")
+    def handler(event: Any, context: Any, *, db: Mapping[str, Any], api_key: str) -> str:
+        return str(db["username"])
+
+    assert list(inspect.signature(handler).parameters) == ["event", "context"]
+    assert handler({}, None) == "app"
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        "Mapping[str, Any]",
+        "dict[str, Any]",
+        "dict",
+        "MutableMapping[str, str]",
+        "Optional[Mapping]",
+    ],
+)
+def test_a_mapping_parameter_given_a_non_object_fails_the_init(
+    secrets: dict[str, Any], sm: Any, annotation: str
+) -> None:
+    """A handler asking for a mapping never gets a str: the init fails, naming the secret."""
+    cache = SecretCache(sm)
+    namespace: dict[str, Any] = {}
+    source = textwrap.dedent(
+        f"""
+        from collections.abc import Mapping, MutableMapping
+        from typing import Any, Optional
+
+        def handler(event: Any, context: Any, *, token: {annotation}) -> Any:
+            return token
+        """
+    )
+    exec(compile(source, "<handler>", "exec"), namespace)
+    decorate = with_secrets(cache=cache, token="prod/webhook-token")
+    secrets.clear()  # this frame is in the traceback too
+    error = raised(lambda: decorate(namespace["handler"]))
+    assert isinstance(error, SecretDecodeError)
+    assert error.secret_id == "prod/webhook-token"
+    assert "prod/webhook-token" in str(error) and "'token', annotated as a mapping" in str(error)
+    assert not find_leaks(error, ["{not json", "starts with a brace"])
+    with pytest.raises(SecretDecodeError, match="prod/signing-key"):
+        with_secrets(cache=cache, token="prod/signing-key")(namespace["handler"])
+    # the same annotation with a JSON object is fine
+    assert with_secrets(cache=cache, token="prod/db")(namespace["handler"])({}, None)["port"]
+
+
+def test_unresolvable_string_annotations_are_read_as_written(
+    secrets: dict[str, Any], sm: Any
+) -> None:
+    cache = SecretCache(sm)
+
+    def handler(event: Any, context: Any, *, token: Any) -> Any:
+        return token
+
+    handler.__annotations__["token"] = "ImportedOnlyForTypeChecking | Mapping[str, str]"
+    assert with_secrets(cache=cache, token="prod/webhook-token")(handler)({}, None)
+    handler.__annotations__["token"] = "typing.Mapping[str, str] | None"
+    with pytest.raises(SecretDecodeError):
+        with_secrets(cache=cache, token="prod/webhook-token")(handler)
+
+
+def test_handler_frames_hold_only_what_the_handler_receives(
+    secrets: dict[str, Any], sm: Any
+) -> None:
+    cache = SecretCache(sm)
+
+    @with_secrets(cache=cache, api_key="prod/api-key", db="prod/db", queue="prod/queue")
+    def handler(event: Any, context: Any, *, api_key: str, db: Any, queue: Any) -> None:
+        raise RuntimeError("the handler's own failure")
+
+    not_received = [secrets["prod/db"]["password"], secrets["prod/queue"]["token"]]
+    secrets.clear()  # this frame is in the traceback too: keep only the needles
+    leaks = find_leaks(raised(lambda: handler({}, None, db={}, queue={})), not_received)
+    # The handler's own frame holds api_key (it received it); no frame holds the others.
+    assert not leaks, f"a secret the handler did not receive is reachable via {leaks}"

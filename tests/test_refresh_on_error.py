@@ -7,6 +7,8 @@ client cached stale the moment it happens.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 import urllib.error
 import urllib.request
@@ -237,7 +239,10 @@ def test_when_the_refresh_itself_fails_the_original_error_stands(
 
     from botocore.exceptions import EndpointConnectionError
 
+    attempts: list[int] = []
+
     def unreachable(**_: Any) -> None:
+        attempts.append(1)
         raise EndpointConnectionError(endpoint_url=moto_server.endpoint)
 
     cache.client.meta.events.register("before-send.secrets-manager.GetSecretValue", unreachable)
@@ -245,7 +250,8 @@ def test_when_the_refresh_itself_fails_the_original_error_stands(
         list_orders()
     assert not isinstance(caught.value, SecretUnavailableError)
     assert api.statuses == [200, 401]
-    assert cache.stats().api_calls - before.api_calls == 1, "the refresh was attempted"
+    assert attempts, "the refresh was not attempted"
+    assert cache.stats().errors > before.errors
 
 
 def test_concurrent_failures_share_one_refresh(
@@ -276,3 +282,42 @@ def test_concurrent_failures_share_one_refresh(
     # Threads that failed with the old key share refreshes; how many rounds happen
     # depends on scheduling, but never one per failure.
     assert 1 <= cache.stats().api_calls - before.api_calls <= 2
+
+
+# ------------------------------------------------------------------ async functions
+
+
+def test_async_function_rotation_costs_one_refresh(
+    cache: SecretCache, api: ApiServer, admin: Any
+) -> None:
+    @refresh_on_error(SECRET, Rejected, cache=cache)
+    async def list_orders(page: int = 1) -> int:
+        await asyncio.sleep(0)
+        return await asyncio.to_thread(call_api, api.url, cache)
+
+    assert inspect.iscoroutinefunction(list_orders)
+    assert list(inspect.signature(list_orders).parameters) == ["page"]
+
+    async def story() -> list[int]:
+        first = await list_orders()
+        rotate(admin)
+        return [first, await list_orders(page=2), await list_orders()]
+
+    before = cache.stats()
+    assert asyncio.run(story()) == [200, 200, 200]
+    assert api.statuses == [200, 401, 200, 200]
+    assert cache.stats().refreshes - before.refreshes == 1
+
+
+def test_async_function_failure_not_explained_by_rotation_stands(
+    cache: SecretCache, api: ApiServer
+) -> None:
+    @refresh_on_error(SECRET, Rejected, cache=cache)
+    async def list_orders() -> int:
+        return await asyncio.to_thread(call_api, api.url, cache)
+
+    assert asyncio.run(list_orders()) == 200
+    api.mode = "revoked"
+    with pytest.raises(Rejected):
+        asyncio.run(list_orders())
+    assert api.statuses == [200, 401], "the call must not be repeated"

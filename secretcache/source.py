@@ -350,6 +350,10 @@ class SecretSource:
         response: dict[str, Any] | None = None
         try:
             response = self._call("get_secret_value", tally, **params)
+            if "SecretString" not in response and "SecretBinary" not in response:
+                raise UnreadableResponseError(
+                    "the reply holds neither SecretString nor SecretBinary"
+                )
             return SecretValue.from_response(response, requested_id=secret_id)
         except Exception as exc:
             if _is_answer(exc):

@@ -13,6 +13,7 @@ names where a needle was found, without ever printing the needle.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import traceback
 from collections.abc import Iterable, Iterator
@@ -80,10 +81,34 @@ def _shallow(value: Any, depth: int = 0) -> Iterator[str]:
             yield from _shallow(item, depth + 1)
 
 
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _is_test_frame(filename: str) -> bool:
+    """Frames of the test suite itself hold canaries on purpose (they create them)."""
+    return os.path.abspath(filename).startswith(_TESTS_DIR + os.sep)
+
+
+def _without_test_locals(rendered: traceback.TracebackException) -> None:
+    seen: set[int] = set()
+    stack = [rendered]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for frame in current.stack:
+            if _is_test_frame(frame.filename):
+                frame.locals = None
+        stack.extend(t for t in (current.__cause__, current.__context__) if t is not None)
+        stack.extend(getattr(current, "exceptions", None) or ())
+
+
 def reachable_texts(exc: BaseException) -> Iterator[tuple[str, str]]:
-    """(where, text) for everything reachable from ``exc``."""
+    """(where, text) for everything reachable from ``exc`` (test frames' locals excepted)."""
     RENDERED[0] += 1
     rendered = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    _without_test_locals(rendered)
     yield "traceback with locals", "".join(rendered.format())
     pickled = None
     with contextlib.suppress(Exception):  # unpicklable is fine: nothing is written
@@ -109,6 +134,8 @@ def reachable_texts(exc: BaseException) -> Iterator[tuple[str, str]]:
             yield where + " note", str(note)
         for frame in _frames(link.__traceback__):
             code = frame.f_code
+            if _is_test_frame(code.co_filename):
+                continue
             for name, value in frame.f_locals.items():
                 for text in _shallow(value):
                     yield f"{where} local {name} in {code.co_name}", text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -50,3 +51,21 @@ def test_unknown_field_and_immutability() -> None:
 def test_cache_wants_a_config_object() -> None:
     with pytest.raises(TypeError, match="CacheConfig"):
         SecretCache(config={"ttl": 5})  # type: ignore[arg-type]
+
+
+def test_a_config_given_as_the_client_is_refused_with_advice() -> None:
+    """Issue 9.4: ``SecretCache(CacheConfig(ttl=5))`` used to take the config as the client."""
+    with pytest.raises(TypeError, match=r"config=CacheConfig"):
+        SecretCache(CacheConfig(ttl=5))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="secretsmanager"):
+        SecretCache(object())
+    with pytest.raises(TypeError, match="secretsmanager"):
+        SecretCache("us-east-1")
+
+
+def test_max_refresh_wait_accepts_zero_and_infinity() -> None:
+    assert CacheConfig().max_refresh_wait == 0.1
+    assert CacheConfig(max_refresh_wait=0).max_refresh_wait == 0
+    assert CacheConfig(max_refresh_wait=math.inf).max_refresh_wait == math.inf
+    with pytest.raises(ValueError, match="max_refresh_wait"):
+        CacheConfig(max_refresh_wait=-1)

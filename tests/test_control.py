@@ -109,3 +109,30 @@ def test_a_failing_on_change_callback_does_not_break_reads(sm: Any) -> None:
     cache.get_secret_string("k")
     sm.put_secret_value(SecretId="k", SecretString="two")
     assert cache.refresh("k").secret_string == "two"
+
+
+@pytest.mark.parametrize("stage", ["AWSPREVIOUS", "AWSCURRENT"])
+def test_prefetch_warms_the_configured_default_stage(sm: Any, stage: str) -> None:
+    """Issue 9.6: prefetch (and so with_secrets) warms the stage reads will ask for."""
+    names = make(sm, 3, prefix=f"{stage}-")
+    for name in names:
+        sm.put_secret_value(SecretId=name, SecretString=f"new value of {name}")
+    log = CallLog(sm)
+    cache = SecretCache(sm, config=CacheConfig(default_version_stage=stage))
+    cache.prefetch(*names)
+    warmed = log.count()
+    expected = "value of" if stage == "AWSPREVIOUS" else "new value of"
+    assert [cache.get_secret_string(n) for n in names] == [f"{expected} {n}" for n in names]
+    assert log.count() == warmed, "a read after prefetch cost another call"
+    assert warmed == (3 if stage == "AWSPREVIOUS" else 1)
+
+
+def test_throttled_batch_degrades_to_single_reads_without_retrying_it(sm: Any) -> None:
+    """BatchGetSecretValue has its own 100/s quota: throttled once, the ids are read singly."""
+    names = make(sm, 4)
+    FaultInjector(sm, "BatchGetSecretValue").inject("ThrottlingException", times=None)
+    log = CallLog(sm)
+    cache = SecretCache(sm, config=CacheConfig(retry_attempts=3))
+    cache.prefetch(*names)
+    assert log.by_operation() == {"BatchGetSecretValue": 1, "GetSecretValue": 4}
+    assert cache.stats().api_calls == 5

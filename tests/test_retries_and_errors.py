@@ -87,3 +87,38 @@ def test_errors_pickle_and_copy_cleanly(secret: Any) -> None:
     clone = pickle.loads(pickle.dumps(err.value))
     assert type(clone) is SecretNotFoundError and str(clone) == str(err.value)
     assert clone.secret_id == "absent"
+
+
+def test_a_retrying_client_is_not_retried_again_and_every_send_is_counted(aws: None) -> None:
+    """Issue 9.7: a caller's client with botocore's retries (the default): attempts do not
+    multiply, and ``api_calls`` equals the requests that reached the endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+    client.create_secret(Name="svc/key", SecretString="value-1")
+    faults = FaultInjector(client)
+    faults.inject("InternalServiceError", times=None, status=500)
+    cache = SecretCache(client, config=CacheConfig(retry_attempts=3, min_refresh_interval=0))
+    with pytest.raises(SecretUnavailableError) as err:
+        cache.get_secret_string("svc/key")
+    assert faults.seen == 3, f"{faults.seen} requests: botocore's 3, not 3 x 3"
+    assert cache.stats().api_calls == faults.seen
+    assert isinstance(err.value.__cause__, ClientError)
+    faults.clear()
+    client.put_secret_value(SecretId="svc/key", SecretString="value-2")  # the app's own call
+    assert cache.refresh("svc/key").secret_string == "value-2"
+    assert cache.stats().api_calls == 4, "the application's own request was counted"
+
+
+def test_a_client_without_botocore_retries_gets_the_cache_retries(sm: Any) -> None:
+    sm.create_secret(Name="svc/key", SecretString="value-1")
+    faults = FaultInjector(sm)
+    faults.inject("ThrottlingException", times=2)
+    cache = SecretCache(sm, config=CacheConfig(retry_attempts=3))
+    assert cache.get_secret_string("svc/key") == "value-1"
+    assert faults.seen == 3 and cache.stats().api_calls == 3

@@ -380,6 +380,7 @@ def test_handler_frames_hold_only_what_the_handler_receives(
 
     not_received = [secrets["prod/db"]["password"], secrets["prod/queue"]["token"]]
     secrets.clear()  # this frame is in the traceback too: keep only the needles
+    assert isinstance(raised(lambda: handler({}, None)), RuntimeError)  # every secret resolved
     leaks = find_leaks(raised(lambda: handler({}, None, db={}, queue={})), not_received)
     # The handler's own frame holds api_key (it received it); no frame holds the others.
     assert not leaks, f"a secret the handler did not receive is reachable via {leaks}"

@@ -7,7 +7,7 @@ first fetch.
 from __future__ import annotations
 
 from .aio import AsyncSecretCache
-from .cache import SecretCache, default_cache
+from .cache import SecretCache, configure_default, default_cache
 from .config import CacheConfig
 from .decorators import inject_secret_json, inject_secret_string, refresh_on_error
 from .errors import (
@@ -31,6 +31,7 @@ __all__ = [
     "SecretNotFoundError",
     "SecretUnavailableError",
     "SecretValue",
+    "configure_default",
     "default_cache",
     "inject_secret_json",
     "inject_secret_string",

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from .background import Task, submit
@@ -33,7 +33,7 @@ from .source import BATCH_LIMIT, SecretSource
 from .stats import CacheStats
 from .value import UNPARSED, SecretValue
 
-__all__ = ["Engine", "SecretCache", "default_cache"]
+__all__ = ["Engine", "SecretCache", "configure_default", "default_cache"]
 
 log = logging.getLogger("secretcache")
 
@@ -48,6 +48,8 @@ _MAX_ID_LENGTH = 2048  # the service's own limit for names and ARNs
 _MAX_LABEL_LENGTH = 256
 
 EntryKey = tuple[Hashable, ...]
+FetchObserver = Callable[[str, str, float], None]
+"""``observer(secret_id, outcome, seconds)``: outcome is ``"ok"`` or the error's class name."""
 
 
 class _Entry:
@@ -162,6 +164,8 @@ class Engine:
         self._errors = 0
         self._stale_served = 0
         self._failovers = 0
+        self.observers: list[FetchObserver] = []
+        """Told about every fetch as it ends: metrics hang here, off the hit path."""
         _live_engines.add(self)
 
     # ------------------------------------------------------------- entries
@@ -365,6 +369,7 @@ class Engine:
     def _fetch(self, entry: _Entry, task: Task[SecretValue]) -> SecretValue:
         """One fetch into ``entry``: the network call outside every lock, then the bookkeeping."""
         previous = entry.value
+        started = time.perf_counter()
         try:
             value: SecretValue = self.source.get(
                 entry.secret_id, entry.version_stage, entry.version_id
@@ -374,6 +379,7 @@ class Engine:
                 self._record_failure_locked(entry, exc)
                 if entry.flight is task:
                     entry.flight = None
+            self._observe(entry, type(exc).__name__, started)
             raise
         except BaseException:
             with entry.lock:
@@ -386,8 +392,19 @@ class Engine:
             if entry.flight is task:
                 entry.flight = None
         log.debug("fetched secret %s: version %s", entry.target, value.version_id)
+        self._observe(entry, "ok", started)
         self._report_change(entry, previous, value)
         return value
+
+    def _observe(self, entry: _Entry, outcome: str, started: float) -> None:
+        if not self.observers:
+            return
+        seconds = time.perf_counter() - started
+        for observer in list(self.observers):
+            try:
+                observer(entry.secret_id, outcome, seconds)
+            except Exception:
+                log.exception("a fetch observer failed")
 
     def _record_failure_locked(self, entry: _Entry, exc: SecretCacheError) -> None:
         entry.failures += 1
@@ -434,6 +451,49 @@ class Engine:
             callback(entry.secret_id, label or "", old, new)
         except Exception:
             log.exception("on_change callback failed for secret %s", entry.target)
+
+    # ------------------------------------------------------- pushed changes
+
+    def find_entries(self, identifier: str) -> list[_Entry]:
+        """Entries a pushed event about ``identifier`` concerns: a name, a full or partial ARN.
+
+        Names match exactly (the id asked with, or the name the service returned);
+        a full ARN matches the ARN of the value held; a partial ARN (no random
+        six-character suffix) matches the held ARN it prefixes, up to that suffix.
+        """
+        found: list[_Entry] = []
+        is_arn = identifier.startswith("arn:")
+        for entry in list(self.entries.values()):
+            value = entry.value
+            if entry.secret_id == identifier:
+                found.append(entry)
+            elif value is not None:
+                if value.name == identifier or value.arn == identifier:
+                    found.append(entry)
+                elif is_arn and value.arn and _partial_arn_matches(identifier, value.arn):
+                    found.append(entry)
+        return found
+
+    def refresh_soon(
+        self, entry: _Entry, *, unless_version: str | None = None
+    ) -> Task[SecretValue] | None:
+        """Refresh ``entry`` in the background now, bypassing TTL and rate limit; coalesced.
+
+        For pushed events: readers keep the old value until the new one is stored.
+        Returns the fetch (one already in flight is shared), or ``None`` when no
+        call is needed: the entry was never loaded, or already holds
+        ``unless_version``.
+        """
+        with entry.lock:
+            if entry.flight is not None:
+                return entry.flight
+            value = entry.value
+            if value is None or entry.version_id is not None:
+                return None  # nothing loaded, or an immutable version pin
+            if unless_version is not None and value.version_id == unless_version:
+                return None
+            self._count("_refreshes")
+            return self._start_locked(entry, inline=False)
 
     # --------------------------------------------------- blocking operations
 
@@ -790,6 +850,11 @@ class SecretCache:
         return f"<SecretCache entries={len(self._entries)} ttl={self._config.ttl}>"
 
 
+def _partial_arn_matches(partial: str, full: str) -> bool:
+    """``arn:...:secret:name`` names ``arn:...:secret:name-AbCdEf`` (the service's suffix)."""
+    return full.startswith(partial) and len(full) == len(partial) + 7 and full[-7] == "-"
+
+
 def _last_used(entry: _Entry) -> float:
     return entry.last_used
 
@@ -820,14 +885,62 @@ _default_lock = threading.Lock()
 
 
 def default_cache() -> SecretCache:
-    """The process-wide cache used when a decorator or adapter is given none."""
+    """The process-wide cache used when a decorator or adapter is given none.
+
+    Unless :func:`configure_default` set one, it is created on first use from the
+    environment (``SECRETCACHE_TTL``, ``SECRETCACHE_MAX_STALE``,
+    ``SECRETCACHE_DEFAULT_VERSION_STAGE``): Lambda's way of configuring.
+    """
     cache = _default
     if cache is None:
         with _default_lock:
             cache = _default
             if cache is None:
-                cache = _set_default(SecretCache())
+                cache = _set_default(SecretCache(config=config_from_environment()))
     return cache
+
+
+def configure_default(
+    client: Any | None = None, *, config: CacheConfig | None = None
+) -> SecretCache:
+    """Replace (and return) the process-wide default cache.
+
+    With no arguments: a fresh cache configured from the environment, as on first use.
+    """
+    if config is None:
+        config = config_from_environment()
+    cache = SecretCache(client, config=config)
+    with _default_lock:
+        return _set_default(cache)
+
+
+ENVIRONMENT = {
+    "SECRETCACHE_TTL": "ttl",
+    "SECRETCACHE_MAX_STALE": "max_stale",
+    "SECRETCACHE_DEFAULT_VERSION_STAGE": "default_version_stage",
+}
+
+
+def config_from_environment() -> CacheConfig:
+    """A ``CacheConfig`` from ``SECRETCACHE_*`` variables; a bad one raises naming it."""
+    settings: dict[str, Any] = {}
+    for variable, field in ENVIRONMENT.items():
+        raw = os.environ.get(variable)
+        if raw is None or raw.strip() == "":
+            continue
+        if field == "default_version_stage":
+            settings[field] = raw.strip()
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
+        settings[field] = number
+    try:
+        return CacheConfig(**settings)
+    except (TypeError, ValueError) as exc:
+        names = ", ".join(v for v, f in ENVIRONMENT.items() if f in settings)
+        raise ValueError(f"bad secretcache setting in the environment ({names}): {exc}") from None
 
 
 def _set_default(cache: SecretCache) -> SecretCache:

@@ -1,0 +1,1 @@
+"""The in-memory Secrets Manager behind :mod:`secretcache.testing` (private; import from there)."""

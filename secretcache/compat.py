@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from . import cache as _engine_module
@@ -42,7 +41,7 @@ from .cache import SecretCache as _EngineCache
 from .config import CacheConfig
 from .errors import SecretCacheError, SecretDecodeError, SecretNotFoundError
 from .source import error_code
-from .value import SecretValue
+from .value import JSONProblem, SecretValue, load_json_object
 
 __all__ = [
     "InjectKeywordedSecretString",
@@ -145,7 +144,7 @@ class SecretCache:
         self._stage: str = self._engine.config.default_version_stage
         self._hook: Any = self._config.secret_cache_hook
         # (secret_id, stage) -> (the SecretValue put through the hook, what put returned)
-        self._hooked: dict[tuple[str, str], tuple[SecretValue, Any]] = {}
+        self._hooked: dict[tuple[str, str], _Hooked] = {}
         # Labels other than the default read per secret, so refresh_secret_now can
         # renew them all (the original re-reads the secret's whole stage map).
         self._stages: dict[str, set[str]] = {}
@@ -159,29 +158,18 @@ class SecretCache:
 
     def get_secret_string(self, secret_id: str, version_stage: str | None = None) -> str | None:
         """The string value, or ``None`` (binary secret, or no version has the stage)."""
-        if version_stage and version_stage != self._stage:
-            self._note_stage(secret_id, version_stage)
         if self._hook is None:
-            try:
-                # None, not the default stage's name: the engine's fastest lookup.
-                return self._engine.get_secret(secret_id, version_stage or None).secret_string
-            except SecretCacheError as exc:
-                self._handle_failure(exc, secret_id, version_stage or self._stage)
-                return None
-        response = self._through_hook(secret_id, version_stage or self._stage)
+            value = self._read(secret_id, version_stage)
+            return None if value is None else value.secret_string
+        response = self._through_hook(secret_id, version_stage)
         return None if not response else response.get("SecretString")
 
     def get_secret_binary(self, secret_id: str, version_stage: str | None = None) -> bytes | None:
         """The binary value, or ``None`` (string secret, or no version has the stage)."""
-        if version_stage and version_stage != self._stage:
-            self._note_stage(secret_id, version_stage)
         if self._hook is None:
-            try:
-                return self._engine.get_secret(secret_id, version_stage or None).secret_binary
-            except SecretCacheError as exc:
-                self._handle_failure(exc, secret_id, version_stage or self._stage)
-                return None
-        response = self._through_hook(secret_id, version_stage or self._stage)
+            value = self._read(secret_id, version_stage)
+            return None if value is None else value.secret_binary
+        response = self._through_hook(secret_id, version_stage)
         return None if not response else response.get("SecretBinary")
 
     def refresh_secret_now(self, secret_id: str) -> bool:
@@ -210,6 +198,8 @@ class SecretCache:
             except SecretCacheError as exc:
                 if not self._stage_missing(exc, secret_id, stage):
                     ok = False
+            except (TypeError, ValueError):  # an id the service would refuse: False, as there
+                return False
         return ok
 
     def __repr__(self) -> str:
@@ -225,20 +215,36 @@ class SecretCache:
         if stage not in known and len(known) < _MAX_STAGES_PER_SECRET:
             known.add(stage)
 
-    def _through_hook(self, secret_id: str, stage: str) -> Any:
+    def _read(self, secret_id: str, version_stage: str | None) -> SecretValue | None:
+        """The engine's record, ``None`` for a missing stage; raises what the original would.
+
+        An argument the engine refuses before any call (an empty id, say) raises
+        botocore's ``ParamValidationError``, as the original's first call does.
+        """
+        if version_stage and version_stage != self._stage:
+            self._note_stage(secret_id, version_stage)
         try:
-            value = self._engine.get_secret(secret_id, stage)
+            # None, not the default stage's name: the engine's fastest lookup.
+            return self._engine.get_secret(secret_id, version_stage or None)
         except SecretCacheError as exc:
-            self._handle_failure(exc, secret_id, stage)
+            self._handle_failure(exc, secret_id, version_stage or self._stage)
             return None
+        except (TypeError, ValueError) as exc:
+            raise _invalid_request(exc, secret_id, version_stage) from None
+
+    def _through_hook(self, secret_id: str, version_stage: str | None) -> Any:
+        value = self._read(secret_id, version_stage)
+        if value is None:
+            return None
+        stage = version_stage or self._stage
         key = (secret_id, stage)
         kept = self._hooked.get(key)
-        if kept is None or kept[0] is not value:
+        if kept is None or kept.value is not value:
             if kept is None:
                 _bounded(self._hooked, self._engine.config.max_size)
-            kept = (value, self._hook.put(_as_response(value)))
+            kept = _Hooked(value, self._hook.put(_as_response(value)))
             self._hooked[key] = kept
-        return copy.deepcopy(self._hook.get(kept[1]))
+        return copy.deepcopy(self._hook.get(kept.stored))
 
     def _handle_failure(self, exc: SecretCacheError, secret_id: str, stage: str) -> None:
         """Return (meaning: answer ``None``) for a missing stage; raise what the original would."""
@@ -272,6 +278,23 @@ class SecretCache:
         return True
 
 
+class _Hooked:
+    """A value and what the hook's ``put`` made of it (often the response, secret included).
+
+    Its own type with a ``repr`` that shows neither, so a cache reachable from a
+    traceback's locals does not print the stored responses.
+    """
+
+    __slots__ = ("stored", "value")
+
+    def __init__(self, value: SecretValue, stored: Any) -> None:
+        self.value = value
+        self.stored = stored
+
+    def __repr__(self) -> str:
+        return f"<hooked {self.value!r}>"
+
+
 def _bounded(table: dict[Any, Any], limit: int) -> None:
     """Make room for one more key: drop the oldest inserted ones beyond ``limit``."""
     while len(table) >= limit:
@@ -300,6 +323,32 @@ def _original_error(exc: SecretCacheError) -> BaseException:
         return exc
     fresh.__cause__ = exc  # keeps secretcache's account (secret id, stage) in the chain
     return fresh
+
+
+def _invalid_request(
+    exc: TypeError | ValueError, secret_id: object, version_stage: object
+) -> BaseException:
+    """botocore's ``ParamValidationError`` for what its validator refuses, else ``exc``."""
+    from botocore.exceptions import ParamValidationError
+    from botocore.validate import ParamValidator
+
+    params: dict[str, object] = {"SecretId": secret_id}
+    if version_stage:
+        params["VersionStage"] = version_stage
+    shape = _get_secret_value_shape()
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        return ParamValidationError(report=report.generate_report())
+    return exc
+
+
+@functools.cache
+def _get_secret_value_shape() -> Any:
+    """``GetSecretValue``'s input shape from botocore's bundled model (no client, no region)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("secretsmanager")
+    return model.operation_model("GetSecretValue").input_shape
 
 
 def _as_response(value: SecretValue) -> dict[str, Any]:
@@ -355,35 +404,51 @@ class InjectKeywordedSecretString:
     def __call__(self, func: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> R:
-            document = self._document()
-            resolved: dict[str, Any] = {}
-            for parameter, key in self.kwarg_map.items():
-                try:
-                    resolved[parameter] = document[key]
-                except KeyError:
-                    raise RuntimeError(
-                        f"secret {self.secret_id!r} has no JSON key {key!r}"
-                    ) from None
+            resolved = self._resolve()
+            if isinstance(resolved, BaseException):
+                raise resolved
             return func(*args, **resolved, **kwargs)
 
         return wrapper
 
+    def _resolve(self) -> dict[str, Any] | BaseException:
+        """The keyword arguments, or the error to raise.
+
+        Returned rather than raised: this frame holds the whole document, and an
+        error tracker shows the locals of every frame an error passes through.
+        The values are the read-only ones ``SecretCache.get_secret_json`` hands
+        out (nested objects and arrays included).
+        """
+        document = self._document()
+        if isinstance(document, BaseException):
+            return document
+        resolved: dict[str, Any] = {}
+        for parameter, key in self.kwarg_map.items():
+            if not isinstance(document, Mapping) or key not in document:
+                return RuntimeError(f"secret {self.secret_id!r} has no JSON key {key!r}")
+            resolved[parameter] = document[key]
+        return resolved
+
     def _document(self) -> Any:
+        """The parsed secret (frozen), or the error to raise; never raises with the text."""
         cache = self.cache
+        text: Any = None
         if isinstance(cache, SecretCache) and cache._hook is None:
-            # Parsed once per fetched version by the engine instead of on every call.
-            try:
-                return cache._engine.get_secret_json(self.secret_id)
-            except SecretDecodeError:
-                pass  # not a JSON object: let the generic path give the original's errors
-            except SecretCacheError:
-                pass  # missing stage or failed read: the generic path decides None vs raise
-        text = cache.get_secret_string(secret_id=self.secret_id)
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            invalid = True  # raised below, outside the handler: the JSON error's .doc
-            # is the secret itself and must not ride along as __context__
-        if invalid:
-            raise RuntimeError(f"secret {self.secret_id!r} is not valid JSON")
-        raise AssertionError("unreachable")
+            value = cache._read(self.secret_id, None)
+            if value is not None:
+                # Parsed once per fetched version by the engine instead of on every call.
+                parsed = value._json_or_error(self.secret_id, cache._stage, None)
+                if not isinstance(parsed, SecretDecodeError):
+                    return parsed
+                text = value.secret_string
+        else:
+            text = cache.get_secret_string(secret_id=self.secret_id)
+        if not isinstance(text, str):
+            # What json.loads says about it in the original (a binary secret, a missing stage).
+            return TypeError(
+                f"the JSON object must be str, bytes or bytearray, not {type(text).__name__}"
+            )
+        loaded = load_json_object(text)
+        if isinstance(loaded, JSONProblem) and not loaded.is_json:
+            return RuntimeError(f"secret {self.secret_id!r} is not valid JSON")
+        return loaded

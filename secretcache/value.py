@@ -195,11 +195,14 @@ class JSONArray(tuple[Any, ...]):
 class JSONProblem:
     """Why a text is not a JSON object, described without any of its content."""
 
-    __slots__ = ("cause", "reason")
+    __slots__ = ("cause", "is_json", "reason")
 
-    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, reason: str, cause: BaseException | None = None, *, is_json: bool = False
+    ) -> None:
         self.reason = reason
         self.cause = cause
+        self.is_json = is_json  # valid JSON, only not an object
 
     def error(
         self, secret_id: str, version_stage: str | None, version_id: str | None
@@ -230,7 +233,7 @@ def load_json_object(text: str) -> Mapping[str, Any] | JSONProblem:
     if problem is not None:
         return problem
     if not isinstance(loaded, dict):
-        return JSONProblem(f"is JSON but not an object (got {type(loaded).__name__})")
+        return JSONProblem(f"is JSON but not an object (got {type(loaded).__name__})", is_json=True)
     return freeze_json(loaded)  # type: ignore[no-any-return]
 
 

@@ -29,6 +29,7 @@ import secretcache.cache as cache_module
 import secretcache.compat as compat
 from secretcache import CacheConfig
 from tests.helpers import CallLog, FaultInjector, error_response
+from tests.leakcheck import find_leaks
 
 REGION = "us-east-1"
 
@@ -502,3 +503,105 @@ def test_errors_carry_no_secret_value(reader: Any) -> None:
     seen = repr(caught.value) + str(caught.value) + repr(caught.value.__cause__)
     leaked = "CANARY" in seen or "CANARY" in repr(cache) + repr(compat.SecretCacheConfig())
     assert not leaked, "a secret value leaked"
+
+
+# ------------------------------------------------ argument errors and frames (issues 9.9, 10)
+
+
+@pytest.mark.parametrize("secret_id", ["", None])
+def test_an_id_the_service_refuses_raises_param_validation_error(
+    impl: Impl, reader: Any, secret_id: Any
+) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    cache = impl.SecretCache(client=reader)
+    calls = CallLog(reader)
+    for read in (cache.get_secret_string, cache.get_secret_binary):
+        with pytest.raises(ParamValidationError, match="SecretId") as caught:
+            read(secret_id)
+        assert "Parameter validation failed" in str(caught.value)
+    assert cache.refresh_secret_now(secret_id) is False
+    assert calls.count() == 0 or impl is ORIGINAL
+
+
+def test_an_id_refused_by_the_validator_reads_the_same_in_both(reader: Any) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    messages = []
+    for impl in (ORIGINAL, COMPAT):
+        with pytest.raises(ParamValidationError) as caught:
+            impl.SecretCache(client=reader).get_secret_string("")
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+
+
+CANARY = f"CANARY-\u00e9\u0142\u4e2d-{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["engine", "hook"])
+def test_keyworded_errors_keep_no_part_of_the_document_in_any_frame(
+    reader: Any, admin: Any, hooked: bool
+) -> None:
+    received = f"received-{uuid.uuid4().hex}"
+    admin.create_secret(
+        Name="canary/doc",
+        SecretString=json.dumps({"password": received, "other": CANARY}, ensure_ascii=False),
+    )
+    admin.create_secret(Name="canary/bad", SecretString='{"password": "' + CANARY + '", oops')
+    admin.create_secret(Name="canary/array", SecretString=json.dumps([CANARY], ensure_ascii=False))
+
+    class Hook(compat.SecretCacheHook):  # type: ignore[misc]
+        def put(self, obj: Any) -> Any:
+            return obj
+
+        def get(self, cached_obj: Any) -> Any:
+            return cached_obj
+
+    config = compat.SecretCacheConfig(secret_cache_hook=Hook() if hooked else None)
+    cache = compat.SecretCache(config=config, client=reader)
+
+    @compat.InjectKeywordedSecretString("canary/doc", cache, x="password", y="missing")
+    def missing(x: str, y: str) -> None: ...
+
+    @compat.InjectKeywordedSecretString("canary/bad", cache, x="password")
+    def bad(x: str) -> None: ...
+
+    @compat.InjectKeywordedSecretString("canary/array", cache, x="password")
+    def array(x: str) -> None: ...
+
+    @compat.InjectKeywordedSecretString("canary/doc", cache, x="password")
+    def fails(x: str) -> None:
+        raise ValueError("the function's own failure")
+
+    for call in (missing, bad, array):
+        error = raised(call)
+        assert isinstance(error, RuntimeError), type(error)
+        leaks = find_leaks(error, [CANARY])
+        assert not leaks, f"{call.__name__}: the secret is reachable via {leaks}"
+    leaks = find_leaks(raised(fails), [CANARY])
+    assert not leaks, f"a value the function does not receive is reachable via {leaks}"
+
+
+def test_keyworded_values_are_read_only(reader: Any, admin: Any) -> None:
+    admin.create_secret(Name="nested", SecretString=json.dumps({"tls": {"pins": ["a"]}}))
+    cache = compat.SecretCache(client=reader)
+
+    @compat.InjectKeywordedSecretString("nested", cache, tls="tls")
+    def use(tls: Any) -> Any:
+        return tls
+
+    tls = use()
+    assert tls == {"pins": ["a"]}
+    with pytest.raises(TypeError):
+        tls["pins"] = []
+    with pytest.raises(AttributeError):
+        tls["pins"].append("b")
+    assert use() == {"pins": ["a"]}
+
+
+def raised(fn: Any) -> BaseException:
+    try:
+        fn()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing was raised")

@@ -310,6 +310,7 @@ def test_batch_get(sm: Any) -> None:
             "batch", "batch_get_secret_value", SecretIdList=["a", "missing", "b", created["ARN"]]
         )
         t.call("batch of unknowns", "batch_get_secret_value", SecretIdList=["x", "y"])
+        t.call("batch without errors", "batch_get_secret_value", SecretIdList=["b", "a"])
         t.call("empty batch", "batch_get_secret_value", SecretIdList=[])
         t.call(
             "both lists and filters",

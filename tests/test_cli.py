@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -215,3 +217,164 @@ def test_demo_failure_is_one_line(
     assert main(["demo"]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ----------------------------------------------- output encodings (issue 10: the CLI leak)
+
+WIDE = f"pw-\u00e9\u20ac\u0142\u4e2d\U0001f511-CANARY-{uuid.uuid4().hex}"
+
+
+def no_part_of(secret: str, text: str) -> bool:
+    """True if ``text`` shows no character, escape or run of ``secret`` beyond plain ASCII."""
+    if secret in text or secret[-32:] in text:
+        return False
+    for char in set(secret):
+        if ord(char) < 128:
+            continue
+        forms = (char, ascii(char)[1:-1], f"\\u{ord(char):04x}", f"\\x{ord(char):02x}")
+        if any(form in text for form in forms):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "cp1252"])
+def test_an_output_that_cannot_show_the_value_is_a_clean_error(
+    deployed: Any, moto_server: Any, encoding: str
+) -> None:
+    deployed.create_secret(Name="prod/wide", SecretString=WIDE)
+    deployed.create_secret(Name="prod/wide-json", SecretString=json.dumps({"pw": WIDE}))
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto_server.endpoint, PYTHONIOENCODING=encoding)
+    for argv in (["prod/wide"], ["prod/wide-json", "--json-key", "pw"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "secretcache", "get", *argv],
+            capture_output=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        err = result.stderr.decode("utf-8", "replace")
+        assert no_part_of(WIDE, err), "part of the secret on stderr"
+        assert result.returncode == 1, err
+        assert result.stdout == b""
+        assert_clean_error(err, argv[0])
+        assert "encoding" in err and codecs.lookup(encoding).name in err
+
+
+def test_a_utf8_output_gets_the_exact_value(deployed: Any, moto_server: Any) -> None:
+    deployed.create_secret(Name="prod/wide", SecretString=WIDE)
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto_server.endpoint, PYTHONIOENCODING="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "secretcache", "get", "prod/wide"],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert digest(result.stdout) == digest((WIDE + "\n").encode()), "not the exact value"
+
+
+def test_nested_json_key_prints_as_json(deployed: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed.create_secret(
+        Name="prod/nested", SecretString=json.dumps({"tls": {"verify": True, "pins": ["a"]}})
+    )
+    code, out, err = run(["get", "prod/nested", "--json-key", "tls"], capsys)
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"verify": True, "pins": ["a"]}
+
+
+# ------------------------------------------ where to read from, and configuration errors
+
+
+@pytest.fixture
+def aws_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Empty AWS config files of the test's own, and no instance metadata service."""
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text("")
+    credentials.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return SimpleNamespace(config=config, credentials=credentials)
+
+
+def test_endpoint_url_and_region_options(
+    moto_server: Any, capsys: pytest.CaptureFixture[str], aws_files: Any
+) -> None:
+    admin = moto_server.client()
+    admin.create_secret(Name="prod/api-key", SecretString=API_KEY)
+    endpoint = ["--endpoint-url", moto_server.endpoint]
+    code, out, _ = run(["get", "prod/api-key", *endpoint], capsys)
+    assert code == 0 and digest(out) == digest(API_KEY + "\n")
+    code, _, err = run(["get", "prod/api-key", *endpoint, "--region", "eu-west-1"], capsys)
+    assert code == 3, err  # the secret lives in us-east-1: the region was used
+    code, out, _ = run(["get", "prod/api-key", *endpoint, "--region", "us-east-1"], capsys)
+    assert code == 0 and digest(out) == digest(API_KEY + "\n")
+
+
+def test_profile_option(
+    moto_server: Any,
+    capsys: pytest.CaptureFixture[str],
+    aws_files: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = moto_server.client()
+    admin.create_secret(Name="prod/api-key", SecretString=API_KEY)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    aws_files.config.write_text("[profile ops]\nregion = us-east-1\n")
+    aws_files.credentials.write_text(
+        "[ops]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    endpoint = ["--endpoint-url", moto_server.endpoint]
+    code, out, err = run(["get", "prod/api-key", *endpoint, "--profile", "ops"], capsys)
+    assert code == 0, err
+    assert digest(out) == digest(API_KEY + "\n")
+    code, out, err = run(["get", "prod/api-key", *endpoint, "--profile", "nope"], capsys)
+    assert (code, out) == (7, "")
+    assert_clean_error(err, "prod/api-key")
+    assert "nope" in err and "profile" in err
+
+
+def test_no_region_is_a_configuration_error_not_an_outage(
+    capsys: pytest.CaptureFixture[str], aws_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    code, out, err = run(["get", "prod/api-key"], capsys)
+    assert (code, out) == (7, "")
+    assert_clean_error(err, "prod/api-key")
+    assert "region" in err
+
+
+def test_no_credentials_is_a_configuration_error(
+    moto_server: Any,
+    capsys: pytest.CaptureFixture[str],
+    aws_files: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    code, out, err = run(["get", "prod/api-key", "--endpoint-url", moto_server.endpoint], capsys)
+    assert (code, out) == (7, "")
+    assert_clean_error(err, "prod/api-key")
+    assert "credentials" in err
+
+
+def test_a_bad_endpoint_url_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["get", "prod/api-key", "--endpoint-url", "not a url"], capsys)
+    assert (code, out) == (7, "")
+    assert_clean_error(err, "prod/api-key")
+
+
+def test_demo_without_moto_names_the_demo_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def missing() -> int:
+        raise ModuleNotFoundError("No module named 'moto'", name="moto")
+
+    monkeypatch.setattr(demo_package, "run", missing)
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "secretcache[demo]" in err and "[dev]" not in err

@@ -25,7 +25,6 @@ from .background import Task, submit, wait_async
 from .cache import Engine, secrets_manager_engine
 from .config import CacheConfig
 from .errors import SecretCacheError
-from .source import SecretSource
 from .stats import CacheStats
 from .value import UNPARSED, SecretValue
 
@@ -46,8 +45,14 @@ class AsyncSecretCache:
     ``client`` is the same (synchronous) boto3 client, used from worker threads.
     """
 
-    def __init__(self, client: Any | None = None, *, config: CacheConfig | None = None) -> None:
-        self._engine = engine = secrets_manager_engine(client, config)
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        config: CacheConfig | None = None,
+        failover_clients: Any = (),
+    ) -> None:
+        self._engine = engine = secrets_manager_engine(client, config, failover_clients)
         self._config = engine.config
         self._entries = engine.entries
         self._current = engine.current
@@ -81,18 +86,22 @@ class AsyncSecretCache:
                 if text is not None:
                     return text
         value = await self._read(secret_id, version_stage, version_id)
-        if value.secret_string is None:
+        text = value.secret_string
+        if text is None:
+            del value, entry  # the binary secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
-        return value.secret_string
+        return text
 
     async def get_secret_binary(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
     ) -> bytes:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
         value = await self.get_secret(secret_id, version_stage, version_id=version_id)
-        if value.secret_binary is None:
+        data = value.secret_binary
+        if data is None:
+            del value  # the string secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "string", "binary")
-        return value.secret_binary
+        return data
 
     async def get_secret_json(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
@@ -122,9 +131,15 @@ class AsyncSecretCache:
                     return parsed  # type: ignore[no-any-return]
         if value is None:
             value = await self._read(secret_id, version_stage, version_id)
-        return value._parse_json(
+        parsed = value._json_or_error(
             secret_id, self._engine.effective_stage(version_stage, version_id), version_id
         )
+        # Raised from a frame that no longer holds the record (an error tracker would
+        # render ``value`` and ``entry``, and with them the secret).
+        del value, entry
+        if isinstance(parsed, SecretCacheError):
+            raise parsed
+        return parsed
 
     async def get_secret(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
@@ -222,14 +237,9 @@ class AsyncSecretCache:
         return self._config
 
     @property
-    def _source(self) -> SecretSource:
-        source: SecretSource = self._engine.source
-        return source
-
-    @property
     def client(self) -> Any:
         """The Secrets Manager client (created now if the cache was built without one)."""
-        return self._source.client
+        return self._engine.source.client
 
     def __repr__(self) -> str:
         return f"<AsyncSecretCache entries={len(self._entries)} ttl={self._config.ttl}>"

@@ -29,7 +29,8 @@ from typing import Any
 from .background import Task, submit
 from .config import CacheConfig
 from .errors import SecretCacheError, SecretDecodeError, describe_target
-from .source import BATCH_LIMIT, SecretSource
+from .sources.failover import FailoverSource
+from .sources.secretsmanager import SecretsManagerSource
 from .stats import CacheStats
 from .value import UNPARSED, SecretValue
 
@@ -147,9 +148,11 @@ class Engine:
     :meth:`run_here`, which a blocking caller uses to perform a fetch it started.
     """
 
-    def __init__(self, source: Any, config: CacheConfig) -> None:
+    def __init__(
+        self, source: Any, config: CacheConfig, *, default_stage: str | None = None
+    ) -> None:
         self.config = config
-        self.stage = config.default_version_stage
+        self.stage = default_stage if default_stage is not None else config.default_version_stage
         self.entries: dict[EntryKey, _Entry] = {}
         # The same default-stage entries again, keyed by the bare id: the most common
         # read then needs no key tuple (and no tuple hash) at all.
@@ -465,13 +468,15 @@ class Engine:
         is_arn = identifier.startswith("arn:")
         for entry in list(self.entries.values()):
             value = entry.value
-            if entry.secret_id == identifier:
+            if entry.secret_id == identifier or (
+                value is not None
+                and (
+                    value.name == identifier
+                    or value.arn == identifier
+                    or (is_arn and value.arn and _partial_arn_matches(identifier, value.arn))
+                )
+            ):
                 found.append(entry)
-            elif value is not None:
-                if value.name == identifier or value.arn == identifier:
-                    found.append(entry)
-                elif is_arn and value.arn and _partial_arn_matches(identifier, value.arn):
-                    found.append(entry)
         return found
 
     def refresh_soon(
@@ -526,6 +531,7 @@ class Engine:
         the first failure is raised at the end, after the others were cached.
         """
         stage = self.stage
+        batch_stage, batch_limit = self.source.batch_stage, self.source.batch_limit
         wanted: list[str] = []
         singly: list[str] = []
         for secret_id in secret_ids:
@@ -535,13 +541,13 @@ class Engine:
             entry = self.entries.get((secret_id, stage))
             if entry is not None and monotonic() < entry.expires_at:
                 continue
-            if stage != "AWSCURRENT" or (entry is not None and monotonic() < entry.retry_at):
+            if stage != batch_stage or (entry is not None and monotonic() < entry.retry_at):
                 singly.append(secret_id)  # backing off: the stale value or the remembered error
             else:
                 wanted.append(secret_id)
         first_error: SecretCacheError | None = None
-        for start in range(0, len(wanted), BATCH_LIMIT):
-            chunk = wanted[start : start + BATCH_LIMIT]
+        for start in range(0, len(wanted), batch_limit):
+            chunk = wanted[start : start + batch_limit]
             found = self.source.batch_get(chunk) if len(chunk) > 1 else {}
             for secret_id in chunk:
                 value = found.get(secret_id)
@@ -558,7 +564,7 @@ class Engine:
             raise first_error
 
     def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
-        entry = self.entry(secret_id, "AWSCURRENT", None)
+        entry = self.entry(secret_id, self.source.batch_stage, None)
         with entry.lock:
             previous = entry.value
             entry.attempted_at = monotonic()
@@ -639,18 +645,49 @@ def check_client(client: Any, needs: str, kind: str) -> None:
         )
 
 
-def secrets_manager_engine(client: Any | None, config: CacheConfig | None) -> Engine:
-    """The engine behind ``SecretCache`` and ``AsyncSecretCache``: checked arguments, one source."""
+def secrets_manager_engine(
+    client: Any | None, config: CacheConfig | None, failover_clients: Any = ()
+) -> Engine:
+    """The engine behind ``SecretCache`` and ``AsyncSecretCache``: checked arguments, one source.
+
+    With failover regions (``failover_clients``, else ``config.failover_regions``)
+    the source is a :class:`FailoverSource` over one Secrets Manager source per region.
+    """
     check_client(client, "get_secret_value", "secretsmanager")
-    if config is None:
-        config = CacheConfig()
-    elif not isinstance(config, CacheConfig):
-        raise TypeError(f"config must be a CacheConfig, not {type(config).__name__}")
+    config = check_config(config)
+    failover_clients = tuple(failover_clients or ())
+    for extra in failover_clients:
+        if extra is None:
+            raise TypeError("failover_clients must be secretsmanager clients, not None")
+        check_client(extra, "get_secret_value", "secretsmanager")
     engine = Engine(None, config)
-    engine.source = SecretSource(
-        client, retry_attempts=config.retry_attempts, count_call=engine.count_call
+
+    def source(client: Any | None, region: str | None = None) -> SecretsManagerSource:
+        return SecretsManagerSource(
+            client,
+            retry_attempts=config.retry_attempts,
+            count_call=engine.count_call,
+            region=region,
+        )
+
+    primary = source(client)
+    replicas = [source(c) for c in failover_clients] or [
+        source(None, region) for region in config.failover_regions
+    ]
+    engine.source = (
+        FailoverSource(primary, replicas, on_failover=engine.count_failover)
+        if replicas
+        else primary
     )
     return engine
+
+
+def check_config(config: CacheConfig | None) -> CacheConfig:
+    if config is None:
+        return CacheConfig()
+    if not isinstance(config, CacheConfig):
+        raise TypeError(f"config must be a CacheConfig, not {type(config).__name__}")
+    return config
 
 
 class SecretCache:
@@ -660,16 +697,23 @@ class SecretCache:
     fetch when none is given. See ``CacheConfig`` for freshness and failure policy.
     """
 
-    def __init__(self, client: Any | None = None, *, config: CacheConfig | None = None) -> None:
-        self._engine = engine = secrets_manager_engine(client, config)
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        config: CacheConfig | None = None,
+        failover_clients: Any = (),
+    ) -> None:
+        self._engine = engine = secrets_manager_engine(client, config, failover_clients)
         self._config = engine.config
         self._entries = engine.entries
         self._current = engine.current
 
     @property
-    def _source(self) -> SecretSource:
-        source: SecretSource = self._engine.source
-        return source
+    def _source(self) -> Any:
+        """The Secrets Manager source of the primary region (its ``caller`` holds the client)."""
+        source = self._engine.source
+        return source.primary.caller if isinstance(source, FailoverSource) else source.caller
 
     # ------------------------------------------------------------------ reads
     # The string, JSON and record readers repeat the same few lines of hit check on
@@ -701,18 +745,22 @@ class SecretCache:
                 if text is not None:
                     return text
         value = self._read(secret_id, version_stage, version_id)
-        if value.secret_string is None:
+        text = value.secret_string
+        if text is None:
+            del value, entry  # the binary secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
-        return value.secret_string
+        return text
 
     def get_secret_binary(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
     ) -> bytes:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
         value = self.get_secret(secret_id, version_stage, version_id=version_id)
-        if value.secret_binary is None:
+        data = value.secret_binary
+        if data is None:
+            del value  # the string secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "string", "binary")
-        return value.secret_binary
+        return data
 
     def get_secret_json(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
@@ -742,9 +790,15 @@ class SecretCache:
                     return parsed  # type: ignore[no-any-return]
         if value is None:
             value = self._read(secret_id, version_stage, version_id)
-        return value._parse_json(
+        parsed = value._json_or_error(
             secret_id, self._engine.effective_stage(version_stage, version_id), version_id
         )
+        # Raised from a frame that no longer holds the record (an error tracker would
+        # render ``value`` and ``entry``, and with them the secret).
+        del value, entry
+        if isinstance(parsed, SecretCacheError):
+            raise parsed
+        return parsed
 
     def get_secret(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "SecretAccessDeniedError",
     "SecretCacheError",
+    "SecretConfigurationError",
     "SecretDecodeError",
     "SecretNotFoundError",
     "SecretUnavailableError",
@@ -18,10 +19,17 @@ __all__ = [
 ]
 
 
+_KEY_KINDS = {"$LATEST": "", "$PATH": " (path)", "$PATH_RECURSIVE": " (path, recursive)"}
+"""How the Parameter Store sentinels of the stage slot read in a message."""
+
+
 def describe_target(secret_id: str, version_stage: str | None, version_id: str | None) -> str:
     """Human-readable name of one cache entry, e.g. ``'prod/db' (stage AWSCURRENT)``."""
     if version_id is not None:
         return f"{secret_id!r} (version {version_id})"
+    kind = _KEY_KINDS.get(version_stage or "")
+    if kind is not None:
+        return f"{secret_id!r}{kind}"
     return f"{secret_id!r} (stage {version_stage})"
 
 
@@ -89,3 +97,12 @@ class SecretDecodeError(SecretCacheError, ValueError):
 
 class SecretUnavailableError(SecretCacheError):
     """The service could not be reached or kept failing, and no usable cached value exists."""
+
+
+class SecretConfigurationError(SecretUnavailableError):
+    """The client could not even be set up: no region, an unknown profile.
+
+    A subclass of ``SecretUnavailableError`` (no value can be read either way), so
+    existing handlers keep working, but told apart so a configuration mistake
+    does not read like an outage.
+    """

@@ -76,3 +76,29 @@ def test_unreadable_reply_is_typed_and_holds_nothing_of_it(sm: Any, case: str) -
     assert error.secret_id == "svc/key" and error.version_stage == "AWSCURRENT"
     assert "could not be read" in str(error) or "unavailable" in str(error)
     assert find_leaks(error, [CANARY]) == [], f"{case}: canary reachable"
+
+
+@pytest.mark.parametrize("front", ["sync", "async"])
+def test_kind_errors_leave_no_value_in_the_raising_frames(sm: Any, front: str) -> None:
+    """String asked of a binary secret and binary of a string one: the frames hold neither."""
+    import asyncio
+
+    from secretcache import AsyncSecretCache, SecretDecodeError
+
+    sm.create_secret(Name="kind/bin", SecretBinary=CANARY.encode())
+    sm.create_secret(Name="kind/str", SecretString=CANARY)
+    sm.create_secret(Name="kind/json", SecretString=f'["{CANARY}"]')
+    sync_cache, async_cache = SecretCache(sm), AsyncSecretCache(sm)
+    reads: list[tuple[str, str]] = [
+        ("get_secret_string", "kind/bin"),
+        ("get_secret_binary", "kind/str"),
+        ("get_secret_json", "kind/json"),
+    ]
+    for _ in range(2):  # cold, then cached
+        for method, secret_id in reads:
+            with pytest.raises(SecretDecodeError) as info:
+                if front == "sync":
+                    getattr(sync_cache, method)(secret_id)
+                else:
+                    asyncio.run(getattr(async_cache, method)(secret_id))
+            assert find_leaks(info.value, [CANARY]) == [], f"{method}({secret_id})"

@@ -247,12 +247,6 @@ def test_decode_errors_keep_no_part_of_the_secret_in_any_frame(sm: Any, name: st
     assert not leaks, f"secret reachable from the decode error through {leaks}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cache.py: SecretCache.get_secret_json raises the decode error through a frame "
-    "holding `entry`/`value` (the SecretValue); it should use value._json_or_error() and "
-    "drop them before raising",
-)
 @pytest.mark.parametrize("name", ["bad-json", "json-array"])
 def test_get_secret_json_decode_errors_keep_no_part_of_the_secret(sm: Any, name: str) -> None:
     sm.create_secret(Name=name, SecretString=MALFORMED[name])

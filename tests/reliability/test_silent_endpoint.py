@@ -28,7 +28,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from secretcache import CacheConfig, SecretCache, SecretUnavailableError
-from secretcache.source import CONNECT_TIMEOUT, READ_TIMEOUT
+from secretcache.sources.calls import CONNECT_TIMEOUT, READ_TIMEOUT
 
 from .conftest import FAULT_TABLE
 from .faults import Faults, TcpProxy

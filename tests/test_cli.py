@@ -222,6 +222,8 @@ def test_demo_failure_is_one_line(
 # ----------------------------------------------- output encodings (issue 10: the CLI leak)
 
 WIDE = f"pw-\u00e9\u20ac\u0142\u4e2d\U0001f511-CANARY-{uuid.uuid4().hex}"
+# One character no 8-bit code page here has: an encoding error quotes it, and its position.
+LONE = f"pw-CANARY-{uuid.uuid4().hex}-\u0142-x"
 
 
 def no_part_of(secret: str, text: str) -> bool:
@@ -242,9 +244,16 @@ def test_an_output_that_cannot_show_the_value_is_a_clean_error(
     deployed: Any, moto_server: Any, encoding: str
 ) -> None:
     deployed.create_secret(Name="prod/wide", SecretString=WIDE)
+    deployed.create_secret(Name="prod/lone", SecretString=LONE)
     deployed.create_secret(Name="prod/wide-json", SecretString=json.dumps({"pw": WIDE}))
+    deployed.create_secret(Name="prod/lone-json", SecretString=json.dumps({"pw": LONE}))
     env = dict(os.environ, AWS_ENDPOINT_URL=moto_server.endpoint, PYTHONIOENCODING=encoding)
-    for argv in (["prod/wide"], ["prod/wide-json", "--json-key", "pw"]):
+    for argv in (
+        ["prod/lone"],
+        ["prod/lone-json", "--json-key", "pw"],
+        ["prod/wide"],
+        ["prod/wide-json", "--json-key", "pw"],
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "secretcache", "get", *argv],
             capture_output=True,
@@ -253,7 +262,7 @@ def test_an_output_that_cannot_show_the_value_is_a_clean_error(
             check=False,
         )
         err = result.stderr.decode("utf-8", "replace")
-        assert no_part_of(WIDE, err), "part of the secret on stderr"
+        assert no_part_of(WIDE, err) and no_part_of(LONE, err), "part of the secret on stderr"
         assert result.returncode == 1, err
         assert result.stdout == b""
         assert_clean_error(err, argv[0])

@@ -147,7 +147,9 @@ def test_reads_by_name_arn_and_partial_arn(sm: Any) -> None:
         t.call("empty", "get_secret_value", SecretId="app/empty", VersionStage="AWSCURRENT")
         t.call("describe empty", "describe_secret", SecretId="app/empty")
         t.call("unknown", "get_secret_value", SecretId="nope", VersionStage="AWSCURRENT")
-        t.call("unknown ARN", "get_secret_value", SecretId=arn[:-1] + "Z")
+        t.call(
+            "unknown ARN", "get_secret_value", SecretId=arn[:-1] + ("Z" if arn[-1] != "Z" else "Y")
+        )
         t.call("other region", "get_secret_value", SecretId=arn.replace("us-east-1", "eu-west-1"))
         t.call("duplicate", "create_secret", Name="app/db", SecretString="x")
 

@@ -13,10 +13,12 @@ from .decorators import inject_secret_json, inject_secret_string, refresh_on_err
 from .errors import (
     SecretAccessDeniedError,
     SecretCacheError,
+    SecretConfigurationError,
     SecretDecodeError,
     SecretNotFoundError,
     SecretUnavailableError,
 )
+from .parameters import ParameterCache
 from .stats import CacheStats
 from .value import SecretValue
 
@@ -24,9 +26,11 @@ __all__ = [
     "AsyncSecretCache",
     "CacheConfig",
     "CacheStats",
+    "ParameterCache",
     "SecretAccessDeniedError",
     "SecretCache",
     "SecretCacheError",
+    "SecretConfigurationError",
     "SecretDecodeError",
     "SecretNotFoundError",
     "SecretUnavailableError",

@@ -118,7 +118,7 @@ class ParameterStoreSource:
             selector = version_id if version_id is not None else stage
             full = name if selector in (None, LATEST) else f"{name}:{selector}"
             response = self.caller.call("get_parameter", tally, Name=full, WithDecryption=True)
-            return _value_of(response.get("Parameter"), requested=name)
+            return _value_of(response.get("Parameter"), requested=name, stage=stage)
         except Exception as exc:
             if is_answer(exc):
                 raise
@@ -179,7 +179,7 @@ class ParameterStoreSource:
         return found
 
 
-def _value_of(parameter: Any, *, requested: str | None) -> SecretValue:
+def _value_of(parameter: Any, *, requested: str | None, stage: str | None = None) -> SecretValue:
     """A ``SecretValue`` from one parameter record; its ``Version`` is the version id."""
     if not isinstance(parameter, dict) or not isinstance(parameter.get("Value"), str):
         raise UnreadableResponseError("the reply holds no parameter value")
@@ -189,8 +189,9 @@ def _value_of(parameter: Any, *, requested: str | None) -> SecretValue:
     version = str(parameter.get("Version") or "")
     stages: tuple[str, ...] = ()
     source = parameter.get("SourceResult")
-    if isinstance(source, str) and name.startswith(REFERENCE_PREFIX):
-        version, stages = _reference_version(source, version)
+    if isinstance(source, str) and (requested or name).startswith(REFERENCE_PREFIX):
+        wanted = "AWSCURRENT" if stage in (None, LATEST) else stage
+        version, stages = _reference_version(source, version, wanted)
     created = parameter.get("LastModifiedDate")
     if isinstance(created, datetime) and created.tzinfo is not None:
         created = created.astimezone(UTC)
@@ -204,18 +205,30 @@ def _value_of(parameter: Any, *, requested: str | None) -> SecretValue:
     )
 
 
-def _reference_version(source: str, fallback: str) -> tuple[str, tuple[str, ...]]:
+def _reference_version(
+    source: str, fallback: str, wanted_stage: str
+) -> tuple[str, tuple[str, ...]]:
     """The Secrets Manager version id and stages of a reference parameter.
 
-    ``SourceResult`` is the whole ``GetSecretValue`` answer (the secret included):
-    only the ids are kept, and nothing of it is left in a local when this returns.
+    ``SourceResult`` is the source's own answer: a ``GetSecretValue`` result
+    (``VersionId``, ``VersionStages`` -- and the secret, of which nothing is kept)
+    or a description mapping version ids to stages, where the version carrying
+    the stage asked for is the one read.
     """
     try:
         answer = json.loads(source)
     except ValueError:
         return fallback, ()
-    version = answer.get("VersionId") if isinstance(answer, dict) else None
-    stages = answer.get("VersionStages") if isinstance(answer, dict) else None
+    if not isinstance(answer, dict):
+        return fallback, ()
+    version, stages = answer.get("VersionId"), answer.get("VersionStages")
+    if not isinstance(version, str):
+        mapping = answer.get("VersionIdsToStages") or answer.get("SecretVersionsToStages")
+        version, stages = None, None
+        if isinstance(mapping, dict):
+            for candidate, labels in mapping.items():
+                if isinstance(labels, list) and wanted_stage in labels:
+                    version, stages = candidate, labels
     del answer
     if not isinstance(version, str):
         return fallback, ()

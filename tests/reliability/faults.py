@@ -266,7 +266,7 @@ class TcpProxy:
                     if sock is upstream and self.mode == "slow":
                         time.sleep(self.delay)
                     pair[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # a socket closed under us by down()/close()
             return
         finally:
             for sock in pair:

@@ -126,7 +126,7 @@ def test_unavailable_primary_fails_over_and_the_next_fetch_tries_it_first(
 def test_an_answer_from_the_primary_is_final(
     world: dict[str, Any], code: str, error: type[Exception]
 ) -> None:
-    cache, primary_log, replica_log = _read(world)
+    cache, _, replica_log = _read(world)
     FaultInjector(world["primary"]).inject(code, times=None)
     with pytest.raises(error) as info:
         cache.get_secret_string(world["name"])

@@ -5,12 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck docs pytest bench bench-full system-deps clean
+.PHONY: demo test lint typecheck docs pytest fuzz bench bench-full system-deps clean
 
+# The package with every extra, plus the development tools of the `dev` dependency
+# group (PEP 735; `pip install --group` needs pip 25.1 or later, hence the upgrade).
 $(STAMP): pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q --upgrade 'pip>=25.1'
+	$(PY) -m pip install -q -e '.[all,demo]' --group dev
 	touch $(STAMP)
 
 # Database servers the rotation tests run against (real ones, on 127.0.0.1).
@@ -36,8 +38,15 @@ docs: $(STAMP)
 	@if [ -f mkdocs.yml ]; then NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir build/site; fi
 
 # pytest's exit status is kept in .pytest-rc so .ci/run can tell "no tests" (5) apart.
+# Property tests run the fixed `ci` hypothesis profile here (tests/hypothesis_profiles.py):
+# the same examples on every run, so a red run is a real failure.
 pytest: $(STAMP) system-deps
-	@rm -f .pytest-rc; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > .pytest-rc; exit $$rc
+	@rm -f .pytest-rc; HYPOTHESIS_PROFILE=ci $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > .pytest-rc; exit $$rc
+
+# Longer random exploration of every property test (new seeds each run, 10x the examples;
+# failures are kept in .hypothesis/ and replayed first). Not part of `make test`.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -m hypothesis -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck docs pytest
 

@@ -12,8 +12,11 @@ import pytest
 
 import secretcache.cache
 from secretcache import CacheConfig, SecretCache
+from tests.hypothesis_profiles import load as load_hypothesis_profile
 
 from .faults import FakeClock, Faults
+
+HYPOTHESIS_PROFILE = load_hypothesis_profile()  # before the test modules create their settings
 
 FAULT_TABLE: list[dict[str, str]] = []
 """Rows ``fault -> caller saw -> API calls/second``, filled by test_faults.py."""
@@ -73,3 +76,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in FAULT_TABLE]
     with open(path, "w", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE}"

@@ -10,6 +10,7 @@ the cache already holds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secretcache import CacheConfig, SecretCache, SecretCacheError, SecretDecodeError
+from tests.hypothesis_profiles import examples
 
 from .faults import Faults
 
@@ -31,9 +33,12 @@ ATTEMPTS = 2
 _names = itertools.count()
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SECRET_VALUE_MAX = (
+    65536  # bytes, SecretString and SecretBinary alike (botocore checks only the minimum)
 )
 
 
@@ -125,6 +130,9 @@ def test_random_prefetch_and_invalidate(
     assert cache.get_secret_string(GOOD_ID) == GOOD, "the good entry was damaged"
 
 
+# Values CreateSecret accepts: a SecretString or SecretBinary of 1 to 65536 bytes. A
+# JSON document is always stored as its JSON text (never as a bare Python string,
+# which may be empty -- the service refuses that, and the test would fail at random).
 values = st.one_of(
     st.text(min_size=1, max_size=200).map(lambda s: s + CANARY),
     st.binary(min_size=1, max_size=200).map(lambda b: b + CANARY.encode()),
@@ -132,8 +140,30 @@ values = st.one_of(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10),
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
         max_leaves=8,
-    ).map(lambda doc: json.dumps({"k": doc, "c": CANARY}) if isinstance(doc, dict) else doc),
+    ).map(lambda doc: json.dumps({"k": doc, "c": CANARY} if isinstance(doc, dict) else doc)),
 )
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(value=values)
+def test_random_values_are_ones_the_service_accepts(value: str | bytes) -> None:
+    """The strategy below feeds CreateSecret: it must never draw what the service refuses."""
+    from botocore.validate import ParamValidator
+
+    field = "SecretBinary" if isinstance(value, bytes) else "SecretString"
+    params = {"Name": "fuzz/value", field: value}
+    report = ParamValidator().validate(params, _create_secret_shape())
+    assert not report.has_errors(), report.generate_report()
+    size = len(value if isinstance(value, bytes) else value.encode("utf-8"))
+    assert 1 <= size <= SECRET_VALUE_MAX, f"{size} bytes"
+
+
+@functools.cache
+def _create_secret_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("secretsmanager")
+    return model.operation_model("CreateSecret").input_shape
 
 
 @FUZZ
@@ -144,7 +174,7 @@ def test_random_values_round_trip(world: tuple[Any, SecretCache, Faults], value:
     if isinstance(value, bytes):
         sm.create_secret(Name=name, SecretBinary=value)
     else:
-        text = value if isinstance(value, str) else json.dumps(value)
+        text = value
         sm.create_secret(Name=name, SecretString=text)
     record = cache.get_secret(name)
     assert CANARY not in repr(record) and CANARY not in str(record), "canary in repr"

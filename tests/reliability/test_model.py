@@ -39,6 +39,7 @@ from secretcache import (
     SecretNotFoundError,
     SecretUnavailableError,
 )
+from tests.hypothesis_profiles import examples
 
 TTL, MAX_STALE, MIN_REFRESH, BACKOFF_MAX, MAX_SIZE = 10.0, 30.0, 1.0, 8.0, 2
 STAGES = ("AWSCURRENT", "AWSPREVIOUS", "BLUE")
@@ -249,6 +250,6 @@ class CacheModel(RuleBasedStateMachine):
 
 
 CacheModel.TestCase.settings = settings(
-    max_examples=400, stateful_step_count=80, deadline=None, print_blob=True
+    max_examples=examples(400), stateful_step_count=80, deadline=None, print_blob=True
 )
 TestCacheModel = CacheModel.TestCase

@@ -222,7 +222,7 @@ class Instrumentation:
             yield {**self.attributes, "operation": operation, "outcome": outcome}, count
 
     def value_ages(self) -> Iterator[tuple[Attributes, float]]:
-        """Seconds since the oldest value held was fetched (per secret id if opted in)."""
+        """Seconds since the oldest value in use was fetched (per secret id if opted in)."""
         engine = self.engine
         if engine is None or self._closed:
             return
@@ -330,7 +330,13 @@ def _outcome(kwargs: Mapping[str, Any]) -> str:
 
 
 def value_age(entry: Any, now: float, config: Any) -> float | None:
-    """Seconds since ``entry``'s value was fetched, or ``None`` if it holds none.
+    """Seconds since the value ``entry`` serves was fetched; ``None`` if it serves none.
+
+    Refreshes are driven by reads, so an entry nobody has read since it expired
+    is left out: its next read refreshes it first, and counting it would make an
+    idle secret (read once at start-up) look like a failing one. What remains is
+    every fresh value and every value read past its expiry -- the ones a failing
+    refresh keeps serving.
 
     ``fetched_at`` marks the end of the entry's last fetch, failed or not; after a
     failed refresh the value served is older than that. Its fetch time is then
@@ -339,11 +345,14 @@ def value_age(entry: Any, now: float, config: Any) -> float | None:
     """
     if entry.value is None:
         return None
+    expires_at = float(entry.expires_at)
+    if now >= expires_at and entry.last_used < expires_at:
+        return None  # expired and idle: not being served
     stored: float | None = getattr(entry, "stored_at", None)
     if stored is None:
         stored = float(entry.fetched_at)
-        if entry.error is not None and math.isfinite(entry.expires_at):
-            stored = min(stored, entry.expires_at - config.ttl * (1.0 - config.jitter))
+        if entry.error is not None and math.isfinite(expires_at):
+            stored = min(stored, expires_at - config.ttl * (1.0 - config.jitter))
     if not math.isfinite(stored):
         return None
     return max(0.0, now - stored)
@@ -447,7 +456,8 @@ class _Group:
             OLDEST_VALUE_AGE,
             callbacks=[self._oldest],
             unit="s",
-            description="Seconds since the oldest value the cache holds was fetched",
+            description="Seconds since the oldest value in use was fetched "
+            "(values expired and not read since are left out)",
         )
         self.fetch_duration: Histogram = _histogram(meter)
         meter.create_observable_counter(

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricR
 
 import secretcache.cache
 import secretcache.metrics
-from secretcache import AsyncSecretCache, CacheConfig, SecretCache, SecretNotFoundError
+from secretcache import (
+    AsyncSecretCache,
+    CacheConfig,
+    ParameterCache,
+    SecretCache,
+    SecretNotFoundError,
+)
 from secretcache.metrics import instrument, instrument_listener
 from secretcache.testing import FakeSecretsManager
 from tests.conftest import NO_BOTOCORE_RETRIES, REGION
@@ -88,8 +94,10 @@ def create_secrets(sm: Any) -> None:
     sm.create_secret(Name="app/d", SecretString=f"{CANARY}-d")
 
 
-def scripted_scenario(cache: SecretCache, sm: Any, clock: FakeClock) -> None:
-    """The scenario whose exact counts docs/operations.md and the report quote."""
+def scripted_scenario(
+    cache: SecretCache, sm: Any, clock: FakeClock, during_outage: Callable[[], None] = lambda: None
+) -> None:
+    """The scenario whose exact counts the tests below assert."""
     faults = FaultInjector(sm)
     cache.get_secret_string("app/a")  # miss: GetSecretValue ok
     for _ in range(3):
@@ -107,6 +115,7 @@ def scripted_scenario(cache: SecretCache, sm: Any, clock: FakeClock) -> None:
     faults.inject("InternalServiceError", times=None, status=500)
     cache.get_secret_string("app/a")  # refresh: 3 attempts fail, stale value served
     cache.get_secret_string("app/a")  # backing off: stale value, no call
+    during_outage()
     faults.clear()
     clock.advance(2)  # past the error backoff (at most 1 s after a first failure)
     cache.get_secret_string("app/a")  # refresh: GetSecretValue ok
@@ -118,7 +127,8 @@ def test_scripted_scenario_exact_counts(
     create_secrets(sm)
     cache = SecretCache(sm, config=config())
     instrument(cache, name="payments", meter_provider=provider)
-    scripted_scenario(cache, sm, clock)
+    outage: Points = {}
+    scripted_scenario(cache, sm, clock, lambda: outage.update(collect(reader)))
     points = collect(reader)
 
     counts = {
@@ -142,8 +152,12 @@ def test_scripted_scenario_exact_counts(
         "secretcache.errors": 2,
         "secretcache.failovers": 0,
         "secretcache.entries": 5,  # a, b, missing (remembered error), c, d
-        "secretcache.oldest_value_age": 152.0,  # b, c and d were fetched at t=1000; now 1152
+        # a was just refreshed; b, c and d expired unread (their next read refreshes them)
+        "secretcache.oldest_value_age": 0.0,
     }
+    # During the outage a was served at t=1150 from its fetch at t=1000.
+    assert by(outage, "secretcache.oldest_value_age", "cache") == {("payments",): 150.0}
+    assert by(outage, "secretcache.stale_values_served", "cache") == {("payments",): 2}
     assert by(points, "secretcache.api_calls", "cache", "operation", "outcome") == {
         ("payments", "GetSecretValue", "ok"): 3,
         ("payments", "GetSecretValue", "ResourceNotFoundException"): 1,
@@ -197,14 +211,18 @@ def test_no_data_point_carries_a_secret_value(
 def test_oldest_value_age_counts_from_the_fetch_that_stored_the_value(
     sm: Any, clock: FakeClock, provider: MeterProvider, reader: InMemoryMetricReader
 ) -> None:
-    """A failed refresh moves the entry's fetched_at; the value served is as old as before."""
+    """A failed refresh moves the entry's fetched_at; the value served is as old as before.
+
+    An entry expired and idle is left out: the next read refreshes it first.
+    """
     sm.create_secret(Name="app/only", SecretString=f"{CANARY}-only")
     cache = SecretCache(sm, config=config())
     instrument(cache, meter_provider=provider, include_secret_ids=True)
     cache.get_secret_string("app/only")
     clock.advance(40)
     assert by(collect(reader), "secretcache.oldest_value_age", "secret_id") == {("app/only",): 40}
-    clock.advance(110)
+    clock.advance(110)  # t=1150: expired, not read since: not counted as served
+    assert by(collect(reader), "secretcache.oldest_value_age", "secret_id") == {}
     FaultInjector(sm).inject("InternalServiceError", times=None, status=500)
     cache.get_secret_string("app/only")  # the refresh fails at t=1150: stale value served
     clock.advance(5)
@@ -286,6 +304,30 @@ def test_async_cache(
     assert by(points, "secretcache.api_calls", "operation", "outcome") == {
         ("GetSecretValue", "ok"): 1
     }
+
+
+def test_parameter_cache(
+    aws: None, clock: FakeClock, provider: MeterProvider, reader: InMemoryMetricReader
+) -> None:
+    ssm = boto3.client("ssm", region_name=REGION, config=NO_BOTOCORE_RETRIES)
+    ssm.put_parameter(Name="/app/host", Value="db.internal", Type="String")
+    ssm.put_parameter(Name="/app/port", Value="5432", Type="String")
+    ssm.put_parameter(Name="/app/password", Value=CANARY, Type="SecureString")
+    params = ParameterCache(ssm, config=config())
+    instrument(params, name="params", meter_provider=provider)
+    params.get("/app/host")
+    params.get("/app/host")
+    params.prefetch("/app/password", "/app/port")
+    with pytest.raises(SecretNotFoundError):
+        params.get("/app/missing")
+    points = collect(reader)
+    assert by(points, "secretcache.api_calls", "cache", "operation", "outcome") == {
+        ("params", "GetParameter", "ok"): 1,
+        ("params", "GetParameters", "ok"): 1,
+        ("params", "GetParameter", "ParameterNotFound"): 1,
+    }
+    assert by(points, "secretcache.hits", "cache") == {("params",): 1}
+    assert by(points, "secretcache.misses", "cache") == {("params",): 2}
 
 
 def test_caches_are_told_apart_by_name_and_equal_names_add_up(

@@ -14,7 +14,14 @@ import pytest
 
 import secretcache
 import secretcache.cache as cache_module
-from secretcache import SecretCache, SecretDecodeError, inject_secret_json, inject_secret_string
+from secretcache import (
+    AsyncSecretCache,
+    SecretCache,
+    SecretDecodeError,
+    inject_secret_json,
+    inject_secret_string,
+    refresh_on_error,
+)
 from tests.leakcheck import find_leaks
 
 
@@ -286,3 +293,73 @@ def _raised(fn: Any) -> BaseException:
     except BaseException as exc:
         return exc
     raise AssertionError("nothing was raised")
+
+
+# ------------------------------------------------------- with an AsyncSecretCache (API §9)
+
+
+def test_async_cache_with_every_decorator(sm: Any) -> None:
+    sm.create_secret(Name="api", SecretString="key-1")
+    sm.create_secret(Name="db", SecretString=json.dumps({"username": "u", "tls": {"pins": ["a"]}}))
+    cache = AsyncSecretCache(sm, config=secretcache.CacheConfig(min_refresh_interval=0))
+    attempts: list[str] = []
+
+    class Rejected(Exception):
+        pass
+
+    @inject_secret_string("api", cache=cache)
+    async def call(key: str, payload: str) -> str:
+        return f"{key}:{payload}"
+
+    @inject_secret_json("db", cache=cache, user="username", tls="tls")
+    async def connect(*, user: str, tls: Any) -> Any:
+        return user, tls
+
+    @refresh_on_error("api", Rejected, cache=cache)
+    async def use() -> str:
+        key = await cache.get_secret_string("api")
+        attempts.append(key)
+        if key != "key-2":
+            raise Rejected("401")
+        return key
+
+    async def story() -> None:
+        assert await call("x") == "key-1:x"
+        user, tls = await connect()
+        assert user == "u" and tls == {"pins": ["a"]}
+        with pytest.raises(AttributeError):
+            tls["pins"].append("b")
+        sm.put_secret_value(SecretId="api", SecretString="key-2")
+        assert await use() == "key-2"  # rejected with key-1, refreshed, retried once
+        assert await call("y") == "key-2:y"
+
+    for func in (call, connect, use):
+        assert inspect.iscoroutinefunction(func)
+    asyncio.run(story())
+    assert attempts == ["key-1", "key-2"]
+
+
+@pytest.mark.parametrize("kind", ["SecretCache", "AsyncSecretCache"])
+def test_a_fetch_never_blocks_the_event_loop(sm: Any, kind: str) -> None:
+    """The fetch can finish only if the loop keeps running while it waits: a handshake."""
+    sm.create_secret(Name="api", SecretString="key-1")
+    loop_ran = threading.Event()
+
+    def wait_for_the_loop(**_: Any) -> None:
+        assert loop_ran.wait(30), "the event loop was blocked during the fetch"
+
+    sm.meta.events.register("before-send.secrets-manager.GetSecretValue", wait_for_the_loop)
+    cache: Any = SecretCache(sm) if kind == "SecretCache" else AsyncSecretCache(sm)
+
+    @inject_secret_string("api", cache=cache)
+    async def call(key: str) -> str:
+        return key
+
+    async def meanwhile() -> None:
+        await asyncio.sleep(0)
+        loop_ran.set()
+
+    async def story() -> list[Any]:
+        return list(await asyncio.gather(call(), meanwhile()))
+
+    assert asyncio.run(story()) == ["key-1", None]

@@ -45,6 +45,7 @@ class PsycopgDriver(Driver["psycopg.Connection[Any]"]):
 
     name = "psycopg"
     error_types = (psycopg.Error,)
+    connection_types = (psycopg.Connection,)
 
     def __init__(self, connect: Callable[..., Any] | None = None) -> None:
         self._connect = connect if connect is not None else psycopg.connect

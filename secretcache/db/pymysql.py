@@ -42,6 +42,7 @@ class PyMySQLDriver(Driver[Any]):
     dbname_key = "database"
     dbname_aliases = ("db", "dbname")
     error_types = (pymysql.err.MySQLError,)
+    connection_types = (pymysql.connections.Connection,)
 
     def __init__(self, connect: Callable[..., Any] | None = None) -> None:
         self._connect = connect if connect is not None else pymysql.connect

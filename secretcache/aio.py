@@ -22,7 +22,7 @@ from typing import Any
 
 from . import cache as _cache
 from .background import Task, submit, wait_async
-from .cache import Engine, secrets_manager_engine
+from .cache import Engine, Wait, secrets_manager_engine
 from .config import CacheConfig
 from .errors import SecretCacheError
 from .stats import CacheStats
@@ -32,10 +32,12 @@ __all__ = ["AsyncSecretCache"]
 
 
 async def settle_async(engine: Engine, plan: _cache.Plan) -> SecretValue:
-    """Await one slow-path plan of ``engine`` and return what the caller is served."""
-    if isinstance(plan, SecretValue):
-        return plan
-    return engine.settle(plan, await wait_async(plan.task, plan.timeout))
+    """Await one slow-path plan of ``engine``; the value served, or the error raised."""
+    if isinstance(plan, Wait):
+        plan = engine.settle(plan, await wait_async(plan.task, plan.timeout))
+    if isinstance(plan, SecretCacheError):
+        raise plan
+    return plan
 
 
 class AsyncSecretCache:
@@ -85,10 +87,11 @@ class AsyncSecretCache:
                 text = entry.value.secret_string  # type: ignore[union-attr]
                 if text is not None:
                     return text
+        entry = None  # the slow path may raise: this frame keeps no entry (nor its value)
         value = await self._read(secret_id, version_stage, version_id)
         text = value.secret_string
         if text is None:
-            del value, entry  # the binary secret: not left in this frame's locals
+            del value  # the binary secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
         return text
 
@@ -129,6 +132,7 @@ class AsyncSecretCache:
                 parsed = value._json  # type: ignore[union-attr]
                 if parsed is not UNPARSED:
                     return parsed  # type: ignore[no-any-return]
+        entry = None
         if value is None:
             value = await self._read(secret_id, version_stage, version_id)
         parsed = value._json_or_error(
@@ -136,7 +140,7 @@ class AsyncSecretCache:
         )
         # Raised from a frame that no longer holds the record (an error tracker would
         # render ``value`` and ``entry``, and with them the secret).
-        del value, entry
+        del value
         if isinstance(parsed, SecretCacheError):
             raise parsed
         return parsed
@@ -163,14 +167,17 @@ class AsyncSecretCache:
                 entry.last_used = now
                 self._engine.hits += 1
                 return entry.value  # type: ignore[return-value]
+        entry = None
         return await self._read(secret_id, version_stage, version_id)
 
     async def _read(
         self, secret_id: str, version_stage: str | None, version_id: str | None
     ) -> SecretValue:
         engine = self._engine
-        entry = engine.entry(secret_id, version_stage, version_id)
-        return await settle_async(engine, engine.plan_read(entry, blocking=False))
+        return await settle_async(
+            engine,
+            engine.plan_read(engine.entry(secret_id, version_stage, version_id), blocking=False),
+        )
 
     # ---------------------------------------------------------------- control
 
@@ -197,16 +204,22 @@ class AsyncSecretCache:
     ) -> SecretValue:
         """``refresh`` with an explicit policy (see ``SecretCache.force_refresh``)."""
         engine = self._engine
-        entry = engine.entry(secret_id, version_stage, version_id)
+        outcome = await self._refreshed(
+            engine.entry(secret_id, version_stage, version_id),
+            min_interval=min_interval,
+            unless_newer_than=unless_newer_than,
+            fetched_since=fetched_since,
+        )
+        if isinstance(outcome, SecretCacheError):
+            raise outcome  # from a frame holding no entry
+        return outcome
+
+    async def _refreshed(self, entry: Any, **how: Any) -> _cache.Outcome:
+        """``Engine.refresh_blocking``'s loop, awaiting instead of blocking."""
+        engine = self._engine
         while True:
-            plan = engine.plan_refresh(
-                entry,
-                min_interval=min_interval,
-                unless_newer_than=unless_newer_than,
-                fetched_since=fetched_since,
-                blocking=False,
-            )
-            if isinstance(plan, SecretValue):
+            plan = engine.plan_refresh(entry, blocking=False, **how)
+            if not isinstance(plan, Wait):
                 return plan
             await wait_async(plan.task, None)
             if not plan.again:

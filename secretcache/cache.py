@@ -136,7 +136,14 @@ class Wait:
         self.again = again
 
 
-Plan = SecretValue | Wait
+Plan = SecretValue | Wait | SecretCacheError
+"""What the slow path decided: serve this, wait for that, or fail with this error.
+
+Errors are returned, not raised, so the door raises them from a frame of its
+own that holds no entry or value (an error tracker renders every frame's locals).
+"""
+
+Outcome = SecretValue | SecretCacheError
 
 
 class Engine:
@@ -285,7 +292,7 @@ class Engine:
                 if task is not None:
                     return Wait(entry, task)
                 return Wait(entry, self._start_locked(entry, inline=blocking), run_here=blocking)
-        raise error.copy() from error.__cause__  # negative cache: no call per read
+        return error.copy()  # negative cache: no call per read
 
     def plan_refresh(
         self,
@@ -321,12 +328,12 @@ class Engine:
                 if recent:
                     return value
             elif error is not None and recent:
-                raise error.copy() from error.__cause__
+                return error.copy()
             self._count("_misses" if value is None else "_refreshes")
             task = self._start_locked(entry, inline=blocking)
         return Wait(entry, task, run_here=blocking)
 
-    def settle(self, wait: Wait, done: bool) -> SecretValue:
+    def settle(self, wait: Wait, done: bool) -> Outcome:
         """What the caller gets once its wait is over (done, or out of patience)."""
         if not done:
             fallback = wait.fallback
@@ -340,17 +347,17 @@ class Engine:
         if wait.fallback is not None and isinstance(error, SecretCacheError):
             return self._serve_stale(wait.entry, wait.fallback, monotonic(), error)
         if isinstance(error, SecretCacheError):
-            raise error.copy() from error.__cause__
-        raise error
+            return error.copy()
+        raise error  # a defect, not a failure of the service: let it be seen
 
     def _serve_stale(
         self, entry: _Entry, stale: SecretValue, now: float, error: SecretCacheError | None
-    ) -> SecretValue:
+    ) -> Outcome:
         """The last good value while within ``max_stale`` of its expiry, else the error."""
         if now < entry.expires_at + self.config.max_stale or error is None:
             self._count("_stale_served")
             return stale
-        raise error.copy() from error.__cause__
+        return error.copy()
 
     # -------------------------------------------------------------- fetches
 
@@ -502,19 +509,19 @@ class Engine:
 
     # --------------------------------------------------- blocking operations
 
-    def read_blocking(self, entry: _Entry) -> SecretValue:
+    def read_blocking(self, entry: _Entry) -> Outcome:
         """The slow path for a thread: plan, perhaps fetch here, wait, settle."""
         plan = self.plan_read(entry, blocking=True)
-        if isinstance(plan, SecretValue):
+        if not isinstance(plan, Wait):
             return plan
         if plan.run_here:
             self.run_here(plan)
         return self.settle(plan, plan.task.wait(plan.timeout))
 
-    def refresh_blocking(self, entry: _Entry, **how: Any) -> SecretValue:
+    def refresh_blocking(self, entry: _Entry, **how: Any) -> Outcome:
         while True:
             plan = self.plan_refresh(entry, blocking=True, **how)
-            if isinstance(plan, SecretValue):
+            if not isinstance(plan, Wait):
                 return plan
             if plan.run_here:
                 self.run_here(plan)
@@ -545,23 +552,27 @@ class Engine:
                 singly.append(secret_id)  # backing off: the stale value or the remembered error
             else:
                 wanted.append(secret_id)
-        first_error: SecretCacheError | None = None
         for start in range(0, len(wanted), batch_limit):
             chunk = wanted[start : start + batch_limit]
-            found = self.source.batch_get(chunk) if len(chunk) > 1 else {}
-            for secret_id in chunk:
-                value = found.get(secret_id)
-                if value is None:
-                    singly.append(secret_id)
-                else:
-                    self._store_prefetched(secret_id, value)
+            self._store_batch(chunk, singly)
+        first_error: SecretCacheError | None = None
         for secret_id in singly:
-            try:
-                self.read_blocking(self.entry(secret_id, stage, None))
-            except SecretCacheError as exc:
-                first_error = first_error or exc
+            outcome = self.read_blocking(self.entry(secret_id, stage, None))
+            if isinstance(outcome, SecretCacheError) and first_error is None:
+                first_error = outcome
+            del outcome
         if first_error is not None:
             raise first_error
+
+    def _store_batch(self, chunk: list[str], missing: list[str]) -> None:
+        """One batch call; ids it could not serve go to ``missing``."""
+        found = self.source.batch_get(chunk) if len(chunk) > 1 else {}
+        for secret_id in chunk:
+            value = found.get(secret_id)
+            if value is None:
+                missing.append(secret_id)
+            else:
+                self._store_prefetched(secret_id, value)
 
     def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
         entry = self.entry(secret_id, self.source.batch_stage, None)
@@ -744,10 +755,11 @@ class SecretCache:
                 text = entry.value.secret_string  # type: ignore[union-attr]
                 if text is not None:
                     return text
+        entry = None  # the slow path may raise: this frame keeps no entry (nor its value)
         value = self._read(secret_id, version_stage, version_id)
         text = value.secret_string
         if text is None:
-            del value, entry  # the binary secret: not left in this frame's locals
+            del value  # the binary secret: not left in this frame's locals
             raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
         return text
 
@@ -788,14 +800,15 @@ class SecretCache:
                 parsed = value._json  # type: ignore[union-attr]
                 if parsed is not UNPARSED:
                     return parsed  # type: ignore[no-any-return]
+        entry = None
         if value is None:
             value = self._read(secret_id, version_stage, version_id)
         parsed = value._json_or_error(
             secret_id, self._engine.effective_stage(version_stage, version_id), version_id
         )
         # Raised from a frame that no longer holds the record (an error tracker would
-        # render ``value`` and ``entry``, and with them the secret).
-        del value, entry
+        # render ``value``, and with it the secret).
+        del value
         if isinstance(parsed, SecretCacheError):
             raise parsed
         return parsed
@@ -822,13 +835,17 @@ class SecretCache:
                 entry.last_used = now
                 self._engine.hits += 1
                 return entry.value  # type: ignore[return-value]
+        entry = None
         return self._read(secret_id, version_stage, version_id)
 
     def _read(
         self, secret_id: str, version_stage: str | None, version_id: str | None
     ) -> SecretValue:
         engine = self._engine
-        return engine.read_blocking(engine.entry(secret_id, version_stage, version_id))
+        outcome = engine.read_blocking(engine.entry(secret_id, version_stage, version_id))
+        if isinstance(outcome, SecretCacheError):
+            raise outcome
+        return outcome
 
     # ---------------------------------------------------------------- control
 
@@ -867,12 +884,15 @@ class SecretCache:
         after this time on the cache's clock (see ``Engine.plan_refresh``).
         """
         engine = self._engine
-        return engine.refresh_blocking(
+        outcome = engine.refresh_blocking(
             engine.entry(secret_id, version_stage, version_id),
             min_interval=min_interval,
             unless_newer_than=unless_newer_than,
             fetched_since=fetched_since,
         )
+        if isinstance(outcome, SecretCacheError):
+            raise outcome
+        return outcome
 
     def invalidate(self, secret_id: str | None = None) -> None:
         """Forget one secret (every stage and version of it), or everything."""

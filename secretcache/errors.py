@@ -64,13 +64,20 @@ class SecretCacheError(Exception):
         )
 
     def copy(self) -> SecretCacheError:
-        """A fresh instance with the same message and target, for re-raising a cached failure."""
-        return type(self)(
+        """A fresh instance with the same message, target and cause, for a remembered failure.
+
+        Each caller gets its own exception object (raising one object from many
+        threads would interleave their tracebacks), with the original cause.
+        """
+        clone = type(self)(
             self.message,
             secret_id=self.secret_id,
             version_stage=self.version_stage,
             version_id=self.version_id,
         )
+        clone.__cause__ = self.__cause__
+        clone.__suppress_context__ = True
+        return clone
 
 
 def _rebuild(

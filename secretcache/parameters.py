@@ -57,6 +57,7 @@ class ParameterCache:
                 entry.last_used = now
                 self._engine.hits += 1
                 return entry.value.secret_string  # type: ignore[union-attr,return-value]
+        entry = None  # the slow path may raise: this frame keeps no entry
         return self._read(name).secret_string or ""
 
     def get_json(self, name: str) -> Mapping[str, Any]:
@@ -74,6 +75,8 @@ class ParameterCache:
         engine = self._engine
         kind = PATH_RECURSIVE if recursive else PATH
         value = engine.read_blocking(engine.entry(path, kind, None))
+        if isinstance(value, SecretCacheError):
+            raise value
         parsed = value._json_or_error(path, kind, None)
         del value
         if isinstance(parsed, SecretCacheError):
@@ -85,7 +88,10 @@ class ParameterCache:
         if not isinstance(name, str):
             raise TypeError(f"a parameter name must be a str, not {type(name).__name__}")
         base, label, version = split_selector(name)
-        return engine.read_blocking(engine.entry(base, label, version))
+        outcome = engine.read_blocking(engine.entry(base, label, version))
+        if isinstance(outcome, SecretCacheError):
+            raise outcome
+        return outcome
 
     # ---------------------------------------------------------------- control
 
@@ -115,9 +121,12 @@ class ParameterCache:
         """Fetch now, bypassing the TTL; coalesced and rate-limited like ``SecretCache``."""
         base, label, version = split_selector(name)
         engine = self._engine
-        return engine.refresh_blocking(
+        outcome = engine.refresh_blocking(
             engine.entry(base, label, version), min_interval=self._config.min_refresh_interval
         )
+        if isinstance(outcome, SecretCacheError):
+            raise outcome
+        return outcome
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget one parameter (every selector and path entry of that name), or everything."""

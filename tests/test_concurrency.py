@@ -16,8 +16,11 @@ import pytest
 
 import secretcache.cache as cache_module
 from secretcache import CacheConfig, SecretCache
+from tests.async_front import both_fronts
 from tests.conftest import MotoServer
 from tests.helpers import CallLog, FaultInjector
+
+front = both_fronts(__name__)  # every test here runs against SecretCache and AsyncSecretCache
 
 THREADS = 32
 

@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 
 from secretcache import CacheConfig, SecretCache, SecretNotFoundError
+from tests.async_front import both_fronts
 from tests.helpers import CallLog, FaultInjector
+
+front = both_fronts(__name__)  # every test here runs against SecretCache and AsyncSecretCache
 
 
 def make(sm: Any, count: int, prefix: str = "s") -> list[str]:

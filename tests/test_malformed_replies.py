@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from secretcache import CacheConfig, SecretCache, SecretUnavailableError
+from secretcache import CacheConfig, SecretCache, SecretCacheError, SecretUnavailableError
 from tests.leakcheck import find_leaks
 from tests.reliability.faults import _Body
 
@@ -102,3 +102,32 @@ def test_kind_errors_leave_no_value_in_the_raising_frames(sm: Any, front: str) -
                 else:
                     asyncio.run(getattr(async_cache, method)(secret_id))
             assert find_leaks(info.value, [CANARY]) == [], f"{method}({secret_id})"
+
+
+@pytest.mark.parametrize("front", ["sync", "async"])
+def test_failed_refresh_and_stale_errors_hold_no_cached_value(sm: Any, front: str) -> None:
+    """A failing refresh() and a read past max_stale: the engine's frames keep no value.
+
+    Found by the fake's author: the secret was reachable through the locals of the
+    refresh loop (``entry``, ``plan``) and of ``settle`` when a refresh failed.
+    """
+    import asyncio
+
+    from secretcache import AsyncSecretCache
+    from tests.helpers import FaultInjector
+
+    sm.create_secret(Name="stale/key", SecretString=CANARY)
+    config = CacheConfig(ttl=0.01, jitter=0.0, max_stale=0.0, min_refresh_interval=0)
+    sync_cache, async_cache = SecretCache(sm, config=config), AsyncSecretCache(sm, config=config)
+
+    def call(method: str) -> Any:
+        if front == "sync":
+            return getattr(sync_cache, method)("stale/key")
+        return asyncio.run(getattr(async_cache, method)("stale/key"))
+
+    assert call("get_secret_string") == CANARY
+    FaultInjector(sm).inject("AccessDeniedException", times=None)
+    for method in ("refresh", "get_secret_string", "get_secret", "get_secret_json"):
+        with pytest.raises(SecretCacheError) as info:
+            call(method)
+        assert find_leaks(info.value, [CANARY]) == [], method

@@ -15,7 +15,10 @@ from secretcache import (
     SecretNotFoundError,
     SecretUnavailableError,
 )
+from tests.async_front import both_fronts
 from tests.helpers import FaultInjector
+
+front = both_fronts(__name__)  # every test here runs against SecretCache and AsyncSecretCache
 
 
 @pytest.fixture

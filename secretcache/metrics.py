@@ -583,17 +583,28 @@ def _histogram(meter: Meter) -> Histogram:
         return meter.create_histogram(FETCH_DURATION, unit="s", description=description)
 
 
-_groups: dict[int, tuple[MeterProvider, _Group]] = {}
+_groups: dict[object, _Group] = {}
+"""Keyed by the provider object itself (or ``"global"``), which keeps it alive: providers
+live as long as the application anyway."""
 _groups_lock = threading.Lock()
 
 
 def _group_for(meter_provider: MeterProvider | None) -> _Group:
-    """The instruments for ``meter_provider`` (the global one if ``None``), created once."""
-    provider = meter_provider if meter_provider is not None else _otel.get_meter_provider()
+    """The instruments for ``meter_provider`` (the global one if ``None``), created once.
+
+    The global provider is one group whenever it is asked for: instruments made
+    before the application sets it are proxies that follow it once set, and a
+    second set of instruments on the real meter would be ignored by the SDK.
+    """
+    if meter_provider is None or meter_provider is _otel.get_meter_provider():
+        return _group("global", lambda: _otel.get_meter(METER_NAME, __version__))
+    provider = meter_provider
+    return _group(provider, lambda: provider.get_meter(METER_NAME, __version__))
+
+
+def _group(key: object, meter: Callable[[], Meter]) -> _Group:
     with _groups_lock:
-        found = _groups.get(id(provider))
-        if found is not None and found[0] is provider:
-            return found[1]
-        group = _Group(provider.get_meter(METER_NAME, __version__))
-        _groups[id(provider)] = (provider, group)
+        group = _groups.get(key)
+        if group is None:
+            group = _groups[key] = _Group(meter())
         return group

@@ -476,6 +476,41 @@ def test_import_secretcache_imports_no_opentelemetry() -> None:
     assert "LOADED []" in result.stdout
 
 
+def test_global_provider_set_between_two_instrumentations() -> None:
+    """Instruments made before the global provider is set follow it; later caches join them."""
+    result = _run(
+        """
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from secretcache import SecretCache
+        from secretcache.metrics import instrument
+        from secretcache.testing import FakeSecretsManager
+
+        fake = FakeSecretsManager()
+        fake.put("app/x", "v")
+        early, late = SecretCache(fake), SecretCache(fake)
+        instrument(early, name="early")  # the global provider is still a proxy
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        instrument(late, name="late")
+        for cache in (early, late):
+            cache.get_secret_string("app/x")
+            cache.get_secret_string("app/x")
+        hits = {}
+        for resource in reader.get_metrics_data().resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "secretcache.hits":
+                        for point in metric.data.data_points:
+                            hits[point.attributes["cache"]] = point.value
+        print("HITS", sorted(hits.items()))
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HITS [('early', 1), ('late', 1)]" in result.stdout
+
+
 def test_without_the_extra_the_import_error_names_it() -> None:
     result = _run(
         """

@@ -169,6 +169,7 @@ def _get(
     from .errors import (
         SecretAccessDeniedError,
         SecretCacheError,
+        SecretConfigurationError,
         SecretDecodeError,
         SecretNotFoundError,
     )
@@ -183,7 +184,7 @@ def _get(
     except _ConfigurationError as exc:
         return _fail(EXIT_CONFIG, f"cannot read secret {target}: {exc}")
     except SecretCacheError as exc:
-        if _configuration_cause(exc):
+        if isinstance(exc, SecretConfigurationError) or _configuration_cause(exc):
             return _fail(EXIT_CONFIG, f"{exc} (a configuration problem, not an outage)")
         if isinstance(exc, SecretNotFoundError):
             return _fail(EXIT_NOT_FOUND, str(exc))

@@ -202,3 +202,74 @@ def test_sync_and_async_caches_agree_on_semantics(client: Any) -> None:
         assert cache.stats() == sync_cache.stats()
 
     asyncio.run(main())
+
+
+def test_the_loop_keeps_ticking_while_a_fetch_hangs_on_a_silent_endpoint(
+    moto_server: MotoServer,
+) -> None:
+    """A cold read against an endpoint that never answers: other coroutines keep running.
+
+    The largest gap between ticks is reported, and asserted only against what a
+    blocked loop would show (the 3 s read timeout): this is behaviour, not speed.
+    """
+    from tests.reliability.faults import TcpProxy
+
+    port = int(moto_server.endpoint.rsplit(":", 1)[1])
+    proxy = TcpProxy(port)
+    try:
+        proxy.silence()
+        client = boto3_client_at(proxy.endpoint)
+
+        async def main() -> float:
+            cache = AsyncSecretCache(client, config=CacheConfig(retry_attempts=1))
+            gaps: list[float] = []
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                last = time.perf_counter()
+                while not done.is_set():
+                    await asyncio.sleep(0.005)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            tick_task = asyncio.create_task(ticker())
+            with pytest.raises(SecretUnavailableError):
+                await cache.get_secret_string("app/key")
+            done.set()
+            await tick_task
+            return max(gaps)
+
+        largest = asyncio.run(main())
+    finally:
+        proxy.close()
+    print(f"\nlargest gap between ticks during a silent fetch: {largest * 1000:.1f} ms")
+    assert largest < 1.0, f"the loop stalled for {largest:.2f} s"
+
+
+def boto3_client_at(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "secretsmanager",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(read_timeout=2, connect_timeout=1, retries={"total_max_attempts": 1}),
+    )
+
+
+def test_a_hundred_awaiters_of_a_missing_entry_make_one_call(client: Any) -> None:
+    log = CallLog(client)
+
+    async def main() -> list[BaseException | str]:
+        cache = AsyncSecretCache(client)
+        return await asyncio.gather(
+            *(cache.get_secret_string("app/absent") for _ in range(100)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, SecretNotFoundError) for o in outcomes)
+    assert log.count("GetSecretValue") == 1

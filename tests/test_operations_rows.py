@@ -338,7 +338,7 @@ def documented_policies() -> dict[str, dict[str, Any]]:
 
 def test_the_page_documents_a_policy_per_feature() -> None:
     policies = documented_policies()
-    assert set(policies) == {"read", "batch", "kms", "ssm", "events"}
+    assert set(policies) == {"read", "batch", "kms", "ssm", "events", "events-setup"}
     actions = {
         name: {
             action
@@ -356,15 +356,33 @@ def test_the_page_documents_a_policy_per_feature() -> None:
     assert actions["kms"] == {"kms:Decrypt"}
     assert actions["ssm"] == {"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"}
     assert actions["events"] == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    assert actions["events-setup"] == {
+        "sqs:CreateQueue",
+        "sqs:GetQueueAttributes",
+        "sqs:SetQueueAttributes",
+        "sqs:DeleteQueue",
+        "sns:Subscribe",
+        "sns:Unsubscribe",
+    }
     every = {a for names in actions.values() for a in names}
     assert not {"secretsmanager:DescribeSecret", "secretsmanager:ListSecrets"} & every
 
 
+MOTO_BATCH_ACTIONS = {"sqs:DeleteMessage": "sqs:DeleteMessageBatch"}
+"""On AWS, ``sqs:DeleteMessage`` also grants ``DeleteMessageBatch`` (SQS has no separate
+permission for batch actions); moto checks the batch action by its own name."""
+
+
 def widened(policy: dict[str, Any]) -> str:
-    """The policy with every resource widened to ``*`` (what moto can match)."""
-    statements = [{**statement, "Resource": "*"} for statement in policy["Statement"]]
-    for statement in statements:
+    """The policy as moto can check it: resources widened to ``*``, no conditions."""
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        actions += [MOTO_BATCH_ACTIONS[a] for a in actions if a in MOTO_BATCH_ACTIONS]
+        statement = {**statement, "Action": actions, "Resource": "*"}
         statement.pop("Condition", None)
+        statements.append(statement)
     return json.dumps({**policy, "Statement": statements})
 
 
@@ -450,13 +468,53 @@ def test_ssm_policy_serves_parameter_cache(aws: None) -> None:
     assert "not authorized to perform: ssm:GetParameter" in str(caught.value.__cause__)
 
 
-def test_events_policy_receives_and_deletes(aws: None) -> None:
-    """What a RotationListener does with its queue: receive, then delete."""
-    admin = boto3.client("sqs", region_name=REGION)
-    queue_url = admin.create_queue(QueueName="secretcache-events-web-1")["QueueUrl"]
-    admin.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"detail-type": "test"}))
-    keys = user_with(("events",))
+def test_events_policies_set_up_a_queue_then_receive_and_delete(aws: None) -> None:
+    """A per-process queue subscribed to the topic, then what a RotationListener does with it."""
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="secretcache-events")[
+        "TopicArn"
+    ]
+    setup, listener = user_with(("events-setup",)), user_with(("events",))
     with enable_iam_authentication():
-        sqs = client_as("sqs", keys)
-        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)["Messages"]
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        sqs = client_as("sqs", setup)
+        queue_url = sqs.create_queue(QueueName="secretcache-events-web-1")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sqs.set_queue_attributes(
+            QueueUrl=queue_url, Attributes={"Policy": json.dumps(_queue_policy(queue_arn))}
+        )
+        sns = client_as("sns", setup)
+        subscription = sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )["SubscriptionArn"]
+    event = json.dumps({"detail-type": "Secret Label Updated", "detail": {"name": "prod/a"}})
+    boto3.client("sns", region_name=REGION).publish(TopicArn=topic_arn, Message=event)
+    with enable_iam_authentication():
+        consumer = client_as("sqs", listener)
+        messages = consumer.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)["Messages"]
+        assert json.loads(messages[0]["Body"]) == json.loads(event)
+        consumer.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": "0", "ReceiptHandle": messages[0]["ReceiptHandle"]}],
+        )
+        with pytest.raises(Exception, match="not authorized to perform: sqs:CreateQueue"):
+            consumer.create_queue(QueueName="secretcache-events-web-2")
+        sns.unsubscribe(SubscriptionArn=subscription)
+        sqs.delete_queue(QueueUrl=queue_url)
+
+
+def _queue_policy(queue_arn: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+            }
+        ],
+    }

@@ -22,10 +22,9 @@ from typing import Any
 
 from . import cache as _cache
 from .background import Task, submit, wait_async
-from .cache import Engine, Wait, secrets_manager_engine
+from .cache import Door, Engine, Wait, secrets_manager_engine
 from .config import CacheConfig
 from .errors import SecretCacheError
-from .stats import CacheStats
 from .value import UNPARSED, SecretValue
 
 __all__ = ["AsyncSecretCache"]
@@ -40,7 +39,7 @@ async def settle_async(engine: Engine, plan: _cache.Plan) -> SecretValue:
     return plan
 
 
-class AsyncSecretCache:
+class AsyncSecretCache(Door):
     """An in-process cache of Secrets Manager secrets for asyncio applications.
 
     Same configuration, errors and semantics as :class:`~secretcache.SecretCache`;
@@ -54,10 +53,7 @@ class AsyncSecretCache:
         config: CacheConfig | None = None,
         failover_clients: Any = (),
     ) -> None:
-        self._engine = engine = secrets_manager_engine(client, config, failover_clients)
-        self._config = engine.config
-        self._entries = engine.entries
-        self._current = engine.current
+        self._open(secrets_manager_engine(client, config, failover_clients))
 
     # ------------------------------------------------------------------ reads
     # The hit check is repeated in each reader on purpose, as in SecretCache: a
@@ -236,23 +232,3 @@ class AsyncSecretCache:
             raise error.copy() from error.__cause__
         if error is not None:
             raise error
-
-    def invalidate(self, secret_id: str | None = None) -> None:
-        """Forget one secret (every stage and version of it), or everything."""
-        self._engine.invalidate(secret_id)
-
-    def stats(self) -> CacheStats:
-        """A consistent snapshot of the counters."""
-        return self._engine.stats()
-
-    @property
-    def config(self) -> CacheConfig:
-        return self._config
-
-    @property
-    def client(self) -> Any:
-        """The Secrets Manager client (created now if the cache was built without one)."""
-        return self._engine.source.client
-
-    def __repr__(self) -> str:
-        return f"<AsyncSecretCache entries={len(self._entries)} ttl={self._config.ttl}>"

@@ -701,7 +701,44 @@ def check_config(config: CacheConfig | None) -> CacheConfig:
     return config
 
 
-class SecretCache:
+class Door:
+    """What every front door shares: an engine, and the plain (non-waiting) controls.
+
+    The doors differ only in their hit paths (repeated in each on purpose: a shared
+    helper would cost a call per hit) and in how they wait for a fetch.
+    """
+
+    _engine: Engine
+    _config: CacheConfig
+
+    def _open(self, engine: Engine) -> None:
+        self._engine = engine
+        self._config = engine.config
+        self._entries = engine.entries
+        self._current = engine.current
+
+    def invalidate(self, secret_id: str | None = None) -> None:
+        """Forget one secret (every stage and version of it), or everything."""
+        self._engine.invalidate(secret_id)
+
+    def stats(self) -> CacheStats:
+        """A consistent snapshot of the counters."""
+        return self._engine.stats()
+
+    @property
+    def config(self) -> CacheConfig:
+        return self._config
+
+    @property
+    def client(self) -> Any:
+        """The AWS client (created now if the cache was built without one)."""
+        return self._engine.source.client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} entries={len(self._entries)} ttl={self._config.ttl}>"
+
+
+class SecretCache(Door):
     """An in-process cache of Secrets Manager secrets; safe to share between threads.
 
     ``SecretCache()`` makes no network call; a client is created on the first
@@ -715,10 +752,7 @@ class SecretCache:
         config: CacheConfig | None = None,
         failover_clients: Any = (),
     ) -> None:
-        self._engine = engine = secrets_manager_engine(client, config, failover_clients)
-        self._config = engine.config
-        self._entries = engine.entries
-        self._current = engine.current
+        self._open(secrets_manager_engine(client, config, failover_clients))
 
     @property
     def _source(self) -> Any:
@@ -894,10 +928,6 @@ class SecretCache:
             raise outcome
         return outcome
 
-    def invalidate(self, secret_id: str | None = None) -> None:
-        """Forget one secret (every stage and version of it), or everything."""
-        self._engine.invalidate(secret_id)
-
     def prefetch(self, *secret_ids: str) -> None:
         """Warm the default stage of several secrets: one ``BatchGetSecretValue`` per 20.
 
@@ -906,22 +936,6 @@ class SecretCache:
         first failure is raised at the end, after the others have been cached.
         """
         self._engine.prefetch(secret_ids)
-
-    def stats(self) -> CacheStats:
-        """A consistent snapshot of the counters."""
-        return self._engine.stats()
-
-    @property
-    def config(self) -> CacheConfig:
-        return self._config
-
-    @property
-    def client(self) -> Any:
-        """The Secrets Manager client (created now if the cache was built without one)."""
-        return self._source.client
-
-    def __repr__(self) -> str:
-        return f"<SecretCache entries={len(self._entries)} ttl={self._config.ttl}>"
 
 
 def _partial_arn_matches(partial: str, full: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .cache import Engine, check_client, check_config, monotonic
+from .cache import Door, Engine, check_client, check_config, monotonic
 from .config import CacheConfig
 from .errors import SecretCacheError
 from .sources.parameterstore import (
@@ -23,13 +23,12 @@ from .sources.parameterstore import (
     ParameterStoreSource,
     split_selector,
 )
-from .stats import CacheStats
 from .value import SecretValue
 
 __all__ = ["ParameterCache"]
 
 
-class ParameterCache:
+class ParameterCache(Door):
     """An in-process cache of Parameter Store parameters; safe to share between threads.
 
     ``ParameterCache()`` makes no network call; an ``ssm`` client is created on the
@@ -39,12 +38,11 @@ class ParameterCache:
     def __init__(self, client: Any | None = None, *, config: CacheConfig | None = None) -> None:
         check_client(client, "get_parameter", "ssm")
         config = check_config(config)
-        self._engine = engine = Engine(None, config, default_stage=LATEST)
+        engine = Engine(None, config, default_stage=LATEST)
         engine.source = ParameterStoreSource(
             client, retry_attempts=config.retry_attempts, count_call=engine.count_call
         )
-        self._config = config
-        self._current = engine.current
+        self._open(engine)
 
     # ------------------------------------------------------------------ reads
 
@@ -131,19 +129,3 @@ class ParameterCache:
     def invalidate(self, name: str | None = None) -> None:
         """Forget one parameter (every selector and path entry of that name), or everything."""
         self._engine.invalidate(None if name is None else split_selector(name)[0])
-
-    def stats(self) -> CacheStats:
-        """A consistent snapshot of the counters."""
-        return self._engine.stats()
-
-    @property
-    def config(self) -> CacheConfig:
-        return self._config
-
-    @property
-    def client(self) -> Any:
-        """The ``ssm`` client (created now if the cache was built without one)."""
-        return self._engine.source.client
-
-    def __repr__(self) -> str:
-        return f"<ParameterCache entries={len(self._engine.entries)} ttl={self._config.ttl}>"

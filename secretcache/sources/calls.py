@@ -393,3 +393,16 @@ def _client_retries(client: Any) -> bool:
         return False
     retries = getattr(config, "retries", None) or {}
     return not (retries.get("total_max_attempts") == 1 or retries.get("max_attempts") == 0)
+
+
+class CallerSource:
+    """What a source that reaches AWS through a :class:`Caller` shares."""
+
+    caller: Caller
+
+    @property
+    def client(self) -> Any:
+        return self.caller.client
+
+    def after_fork(self) -> None:
+        self.caller.after_fork()

@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..value import SecretValue
-from .calls import Caller, UnreadableResponseError, error_code, is_answer, translate, unreadable
+from .calls import (
+    Caller,
+    CallerSource,
+    UnreadableResponseError,
+    error_code,
+    is_answer,
+    translate,
+    unreadable,
+)
 
 __all__ = [
     "BATCH_LIMIT",
@@ -63,7 +71,7 @@ def split_selector(name: str) -> tuple[str, str | None, str | None]:
     return plain, selector, None
 
 
-class ParameterStoreSource:
+class ParameterStoreSource(CallerSource):
     """Fetches parameters through one ``ssm`` client."""
 
     batch_limit = BATCH_LIMIT
@@ -85,13 +93,6 @@ class ParameterStoreSource:
             operations=("GetParameter", "GetParameters", "GetParametersByPath"),
             region=region,
         )
-
-    @property
-    def client(self) -> Any:
-        return self.caller.client
-
-    def after_fork(self) -> None:
-        self.caller.after_fork()
 
     def get(self, name: str, stage: str | None, version_id: str | None) -> SecretValue:
         """One parameter (or one whole path); typed errors that name it, never its value."""

@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..value import SecretValue
-from .calls import Caller, UnreadableResponseError, error_code, is_answer, translate, unreadable
+from .calls import (
+    Caller,
+    CallerSource,
+    UnreadableResponseError,
+    error_code,
+    is_answer,
+    translate,
+    unreadable,
+)
 
 __all__ = ["BATCH_LIMIT", "SecretsManagerSource"]
 
@@ -21,7 +29,7 @@ BATCH_LIMIT = 20
 """``BatchGetSecretValue`` accepts at most this many ids per call."""
 
 
-class SecretsManagerSource:
+class SecretsManagerSource(CallerSource):
     """Fetches secrets through one ``secretsmanager`` client."""
 
     batch_limit = BATCH_LIMIT
@@ -38,13 +46,6 @@ class SecretsManagerSource:
         self.caller = Caller(
             client, retry_attempts=retry_attempts, count_call=count_call, region=region
         )
-
-    @property
-    def client(self) -> Any:
-        return self.caller.client
-
-    def after_fork(self) -> None:
-        self.caller.after_fork()
 
     def get(self, secret_id: str, version_stage: str | None, version_id: str | None) -> SecretValue:
         """One ``GetSecretValue`` for one stage or version; typed errors only.

@@ -84,22 +84,28 @@ class AsyncSecretCache(Door):
                 if text is not None:
                     return text
         entry = None  # the slow path may raise: this frame keeps no entry (nor its value)
-        value = await self._read(secret_id, version_stage, version_id)
-        text = value.secret_string
-        if text is None:
-            del value  # the binary secret: not left in this frame's locals
-            raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
+        text = self._text(
+            await self._read(secret_id, version_stage, version_id),
+            secret_id,
+            version_stage,
+            version_id,
+        )
+        if isinstance(text, SecretCacheError):
+            raise text
         return text
 
     async def get_secret_binary(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
     ) -> bytes:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
-        value = await self.get_secret(secret_id, version_stage, version_id=version_id)
-        data = value.secret_binary
-        if data is None:
-            del value  # the string secret: not left in this frame's locals
-            raise self._engine.kind_error(secret_id, version_stage, version_id, "string", "binary")
+        data = self._binary(
+            await self.get_secret(secret_id, version_stage, version_id=version_id),
+            secret_id,
+            version_stage,
+            version_id,
+        )
+        if isinstance(data, SecretCacheError):
+            raise data
         return data
 
     async def get_secret_json(
@@ -129,14 +135,13 @@ class AsyncSecretCache(Door):
                 if parsed is not UNPARSED:
                     return parsed  # type: ignore[no-any-return]
         entry = None
-        if value is None:
-            value = await self._read(secret_id, version_stage, version_id)
-        parsed = value._json_or_error(
-            secret_id, self._engine.effective_stage(version_stage, version_id), version_id
+        parsed = self._parsed(
+            value if value is not None else await self._read(secret_id, version_stage, version_id),
+            secret_id,
+            version_stage,
+            version_id,
         )
-        # Raised from a frame that no longer holds the record (an error tracker would
-        # render ``value`` and ``entry``, and with them the secret).
-        del value
+        value = None  # raised below from a frame that no longer holds the record
         if isinstance(parsed, SecretCacheError):
             raise parsed
         return parsed

@@ -737,6 +737,33 @@ class Door:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} entries={len(self._entries)} ttl={self._config.ttl}>"
 
+    # What the readers do with a record the slow path brought. Failures are returned,
+    # and the reader raises them from a frame that never held the record: an error
+    # tracker renders every frame's locals, and the record holds the secret.
+
+    def _text(
+        self, value: SecretValue, secret_id: str, stage: str | None, version_id: str | None
+    ) -> str | SecretCacheError:
+        text = value.secret_string
+        if text is None:
+            return self._engine.kind_error(secret_id, stage, version_id, "binary", "string")
+        return text
+
+    def _binary(
+        self, value: SecretValue, secret_id: str, stage: str | None, version_id: str | None
+    ) -> bytes | SecretCacheError:
+        data = value.secret_binary
+        if data is None:
+            return self._engine.kind_error(secret_id, stage, version_id, "string", "binary")
+        return data
+
+    def _parsed(
+        self, value: SecretValue, secret_id: str, stage: str | None, version_id: str | None
+    ) -> Mapping[str, Any] | SecretCacheError:
+        return value._json_or_error(
+            secret_id, self._engine.effective_stage(stage, version_id), version_id
+        )
+
 
 class SecretCache(Door):
     """An in-process cache of Secrets Manager secrets; safe to share between threads.
@@ -790,22 +817,25 @@ class SecretCache(Door):
                 if text is not None:
                     return text
         entry = None  # the slow path may raise: this frame keeps no entry (nor its value)
-        value = self._read(secret_id, version_stage, version_id)
-        text = value.secret_string
-        if text is None:
-            del value  # the binary secret: not left in this frame's locals
-            raise self._engine.kind_error(secret_id, version_stage, version_id, "binary", "string")
+        text = self._text(
+            self._read(secret_id, version_stage, version_id), secret_id, version_stage, version_id
+        )
+        if isinstance(text, SecretCacheError):
+            raise text
         return text
 
     def get_secret_binary(
         self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
     ) -> bytes:
         """The secret's binary value (``SecretDecodeError`` if it is a string)."""
-        value = self.get_secret(secret_id, version_stage, version_id=version_id)
-        data = value.secret_binary
-        if data is None:
-            del value  # the string secret: not left in this frame's locals
-            raise self._engine.kind_error(secret_id, version_stage, version_id, "string", "binary")
+        data = self._binary(
+            self.get_secret(secret_id, version_stage, version_id=version_id),
+            secret_id,
+            version_stage,
+            version_id,
+        )
+        if isinstance(data, SecretCacheError):
+            raise data
         return data
 
     def get_secret_json(
@@ -835,14 +865,13 @@ class SecretCache(Door):
                 if parsed is not UNPARSED:
                     return parsed  # type: ignore[no-any-return]
         entry = None
-        if value is None:
-            value = self._read(secret_id, version_stage, version_id)
-        parsed = value._json_or_error(
-            secret_id, self._engine.effective_stage(version_stage, version_id), version_id
+        parsed = self._parsed(
+            value if value is not None else self._read(secret_id, version_stage, version_id),
+            secret_id,
+            version_stage,
+            version_id,
         )
-        # Raised from a frame that no longer holds the record (an error tracker would
-        # render ``value``, and with it the secret).
-        del value
+        value = None  # raised below from a frame that no longer holds the record
         if isinstance(parsed, SecretCacheError):
             raise parsed
         return parsed

@@ -495,6 +495,11 @@ def test_duplicate_and_out_of_order_events(world: World) -> None:
     assert world.send(same_second) == APPLIED
     assert world.cache.get_secret_string(world.name) == "v3-value"  # the service's truth
     assert world.calls() == 3
+    # An event that names no version refreshes every time -- but not when delivered twice.
+    succeeded = rotation_event(world.arn)
+    assert world.send(succeeded) == APPLIED
+    assert world.send(body(succeeded)) == IGNORED
+    assert world.calls() == 4
 
 
 def test_a_fetch_already_in_flight_is_checked_again(world: World) -> None:

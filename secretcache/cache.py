@@ -74,6 +74,7 @@ class _Entry:
         "lock",
         "retry_at",
         "secret_id",
+        "stored_at",
         "value",
         "version_id",
         "version_stage",
@@ -90,6 +91,7 @@ class _Entry:
         self.expires_at = _NEVER  # fresh while monotonic() < expires_at
         self.attempted_at = _NEVER  # start of the last fetch; ``error`` says how it ended
         self.fetched_at = _NEVER  # end of the last fetch: the forced-refresh window starts here
+        self.stored_at = _NEVER  # when ``value`` was stored (its age, for metrics)
         self.flight: Task[SecretValue] | None = None  # the fetch in progress, if any
         self.last_used = monotonic()
         self.error: SecretCacheError | None = None
@@ -442,7 +444,7 @@ class Engine:
         entry.error = None
         entry.failures = 0
         entry.retry_at = _NEVER
-        entry.fetched_at = now
+        entry.fetched_at = entry.stored_at = now
         if entry.version_id is not None:
             entry.expires_at = math.inf  # a version's content never changes
         else:

@@ -206,3 +206,20 @@ def test_print_failover_table() -> None:
         print("\n| fault | caller saw | calls to each region | time to answer |")
         print("|---|---|---|---|")
         print("\n".join(TABLE))
+
+
+def test_an_unknown_4xx_answer_is_final_too(world: dict[str, Any]) -> None:
+    """A code this library does not know, with a 4xx status, is still the region's answer."""
+    cache, _, replica_log = _read(world)
+    FaultInjector(world["primary"]).inject("SomethingNewException", times=None, status=409)
+    with pytest.raises(SecretUnavailableError):
+        cache.get_secret_string(world["name"])
+    assert replica_log.count() == 0
+
+
+def test_a_bare_403_is_access_denied(world: dict[str, Any]) -> None:
+    cache, _, replica_log = _read(world)
+    FaultInjector(world["primary"]).inject("", times=None, status=403)
+    with pytest.raises(SecretAccessDeniedError):
+        cache.get_secret_string(world["name"])
+    assert replica_log.count() == 0

@@ -140,7 +140,7 @@ def translate(
             f"{target} was not found: the service rejected the id or label ({code})",
             **where,
         )
-    if code in _DENIED_CODES:
+    if code in _DENIED_CODES or (code not in _TRANSIENT_CODES and _http_status(exc) == 403):
         return SecretAccessDeniedError(f"reading {target} was denied ({code})", **where)
     if isinstance(exc, bce.ParamValidationError):
         # botocore refuses before sending: an id or label no secret can have.
@@ -406,3 +406,15 @@ class CallerSource:
 
     def after_fork(self) -> None:
         self.caller.after_fork()
+
+
+def answered(error: BaseException) -> bool:
+    """Whether a failure is the service's *answer* (a 4xx it chose to send), not an outage.
+
+    Failover uses it: a region that answered knows something, so asking another
+    region would only hide it -- even for a code this library does not know.
+    """
+    from botocore import exceptions as bce
+
+    cause = error.__cause__
+    return isinstance(cause, bce.ClientError) and not is_transient(cause)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import SecretUnavailableError
 from ..value import SecretValue
+from .calls import answered
 
 __all__ = ["FailoverSource"]
 
@@ -48,11 +49,15 @@ class FailoverSource:
             value: SecretValue = self.primary.get(key_id, stage, version_id)
             return value
         except SecretUnavailableError as unavailable:
+            if answered(unavailable):
+                raise  # an unknown 4xx is still an answer
             first = unavailable
         for number, source in enumerate(self.failovers, start=1):
             try:
                 value = source.get(key_id, stage, version_id)
-            except SecretUnavailableError:
+            except SecretUnavailableError as unavailable:
+                if answered(unavailable):
+                    raise
                 log.info("failover region %d of %d is unavailable too", number, len(self.failovers))
                 continue
             log.warning(

@@ -653,36 +653,7 @@ class RotationListener:
 
     def _secret_plan(self, change: Change) -> list[tuple[Any, str | None]]:
         """Entries a change concerns, each with the version that satisfies it."""
-        entries = self._matching(change)
-        moves = change.moves
-        if moves is None:
-            return [(e, None) for e in entries if e.version_id is None]
-        current_held = {
-            e.value.version_id
-            for e in entries
-            if e.version_stage == CURRENT and e.value is not None
-        }
-        plan: list[tuple[Any, str | None]] = []
-        for entry in entries:
-            if entry.version_id is not None or entry.value is None:
-                continue  # pinned versions never change; never-loaded entries have nothing stale
-            wanted: list[str | None] = []
-            for label, version in moves:
-                if entry.version_stage == label:
-                    wanted.append(version)
-                elif label == CURRENT and entry.version_stage == PREVIOUS:
-                    # The service gave AWSPREVIOUS to the version AWSCURRENT left.
-                    # Known only when the event names the new version and one
-                    # AWSCURRENT entry still holds the version it replaced.
-                    former = current_held - {version} if version is not None else set()
-                    wanted.append(next(iter(former)) if len(former) == 1 else None)
-            if not wanted:
-                continue
-            held = entry.value.version_id
-            if all(v is not None and v == held for v in wanted):
-                continue  # already holds what the event announces: no call
-            plan.append((entry, wanted[0] if len(wanted) == 1 else None))
-        return plan
+        return _label_plan(self._matching(change), change.moves, lambda e: e.version_stage)
 
     def _matching(self, change: Change) -> list[Any]:
         names = [n for arn in change.service_arns for n in _names_in_arn(arn)]
@@ -717,23 +688,26 @@ class RotationListener:
         return plan
 
     def _reference_plan(self, change: Change) -> list[tuple[Any, str | None]]:
-        """``/aws/reference/secretsmanager/...`` parameters reading the secret of a change."""
+        """``/aws/reference/secretsmanager/...`` parameters reading the secret of a change.
+
+        The plain reference reads ``AWSCURRENT``; ``...:LABEL`` reads that label.
+        """
         names = {i for i in change.ids if not i.startswith("arn:")}
         names.update(n for arn in change.service_arns for n in _names_in_arn(arn))
         arns = {i for i in change.ids if i.startswith("arn:")}
-        plan: list[tuple[Any, str | None]] = []
+        found: list[Any] = []
         for entry in list(self._engine.entries.values()):
-            if entry.version_id is not None or entry.value is None:
-                continue
             secret_id = entry.secret_id
-            if not secret_id.startswith(REFERENCE_PREFIX):
+            if not secret_id.startswith(REFERENCE_PREFIX) or entry.value is None:
                 continue
             reference = secret_id[len(REFERENCE_PREFIX) :]
-            if not reference.startswith("arn:"):
-                reference = reference.split(":", 1)[0]
             if reference in names or reference in arns or entry.value.arn in arns:
-                plan.append((entry, None))
-        return plan
+                found.append(entry)
+        return _label_plan(
+            found,
+            change.moves,
+            lambda e: CURRENT if e.version_stage in (LATEST, None) else e.version_stage,
+        )
 
     def _refresh(self, entry: Any, unless: str | None, change: Change, received_at: float) -> int:
         """Refresh one entry for one change, unless a newer event's refresh already covers it."""
@@ -819,6 +793,45 @@ class RotationListener:
             self._retries = [r for r in self._retries if r[0] > now]
         for _, entry, unless, attempt in due:
             self._again(entry, unless, attempt)
+
+
+def _label_plan(
+    entries: list[Any],
+    moves: tuple[tuple[str, str | None], ...] | None,
+    stage_of: Callable[[Any], str | None],
+) -> list[tuple[Any, str | None]]:
+    """Which entries label moves concern, each with the version that satisfies it (or None).
+
+    ``moves`` None: any label may have changed. ``stage_of``: the Secrets Manager
+    label an entry reads.
+    """
+    if moves is None:
+        return [(e, None) for e in entries if e.version_id is None and e.value is not None]
+    current_held = {
+        e.value.version_id for e in entries if stage_of(e) == CURRENT and e.value is not None
+    }
+    plan: list[tuple[Any, str | None]] = []
+    for entry in entries:
+        if entry.version_id is not None or entry.value is None:
+            continue  # pinned versions never change; never-loaded entries have nothing stale
+        stage = stage_of(entry)
+        wanted: list[str | None] = []
+        for label, version in moves:
+            if stage == label:
+                wanted.append(version)
+            elif label == CURRENT and stage == PREVIOUS:
+                # The service gave AWSPREVIOUS to the version AWSCURRENT left. Known
+                # only when the event names the new version and one AWSCURRENT entry
+                # still holds the version it replaced.
+                former = current_held - {version} if version is not None else set()
+                wanted.append(next(iter(former)) if len(former) == 1 else None)
+        if not wanted:
+            continue
+        held = entry.value.version_id
+        if all(v is not None and v == held for v in wanted):
+            continue  # already holds what the event announces: no call
+        plan.append((entry, wanted[0] if len(wanted) == 1 else None))
+    return plan
 
 
 def _on_event_loop() -> bool:

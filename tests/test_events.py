@@ -25,7 +25,7 @@ from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretcache import AsyncSecretCache, CacheConfig, SecretCache
+from secretcache import AsyncSecretCache, CacheConfig, ParameterCache, SecretCache
 from secretcache.cache import Engine
 from secretcache.events import (
     APPLIED,
@@ -897,3 +897,37 @@ def test_no_secret_reaches_logs_stats_or_errors(
         assert error.__cause__ is None and error.__context__ is None
         for text in (str(error), repr(error), repr(error.args)):
             assert not any(n in text for n in needles), "a canary is in a parse error"
+
+
+def test_parameter_cache_on_moto(aws: None) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    ssm.put_parameter(Name="/app/db/host", Value="db-1", Type="String")
+    ssm.put_parameter(Name="/app/db/port", Value="5432", Type="String")
+    ssm.label_parameter_version(Name="/app/db/host", ParameterVersion=1, Labels=["prod"])
+    created = sm.create_secret(Name="prod/db", SecretString="s1")
+    params = ParameterCache(ssm, config=TTL)
+    assert params.get("/app/db/host") == "db-1"
+    assert params.get("/app/db/host:prod") == "db-1"
+    assert dict(params.get_by_path("/app/db")) == {"/app/db/host": "db-1", "/app/db/port": "5432"}
+    assert params.get("/aws/reference/secretsmanager/prod/db") == "s1"
+    listener = RotationListener(params, "https://sqs.example/q")
+    calls = params.stats().api_calls
+
+    ssm.put_parameter(Name="/app/db/host", Value="db-2", Type="String", Overwrite=True)
+    assert listener.handle_message(body(parameter_event("/app/db/host", "Update"))) == APPLIED
+    assert listener.wait_idle(10)
+    assert params.get("/app/db/host") == "db-2"
+    assert params.get_by_path("/app/db")["/app/db/host"] == "db-2"
+    assert params.get("/app/db/host:prod") == "db-1"  # the label did not move
+    assert params.stats().api_calls == calls + 2
+
+    version = sm.put_secret_value(SecretId="prod/db", SecretString="s2")["VersionId"]
+    assert listener.handle_message(body(label_event("prod/db", created["ARN"], version))) == APPLIED
+    assert listener.wait_idle(10)
+    assert params.get("/aws/reference/secretsmanager/prod/db") == "s2"
+    assert params.stats().api_calls == calls + 3
+    # The same label event again: the reference parameter holds that version already.
+    again = label_event("prod/db", created["ARN"], version)
+    assert listener.handle_message(body(again)) == IGNORED
+    assert params.stats().api_calls == calls + 3

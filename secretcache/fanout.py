@@ -37,7 +37,8 @@ __all__ = [
 
 log = logging.getLogger("secretcache.events")
 
-DEFAULT_PREFIX = "secretcache-"
+DEFAULT_PREFIX = "secretcache-events-"
+"""Queue names start with this; docs/operations.md's IAM policies grant `secretcache-events-*`."""
 TAG_OWNER = "secretcache:owner"  # "<host>:<pid>"
 TAG_CREATED = "secretcache:created-at"  # ISO 8601, UTC
 TAG_HEARTBEAT = "secretcache:heartbeat"  # ISO 8601, UTC; refreshed while the process lives

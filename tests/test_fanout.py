@@ -58,7 +58,7 @@ class Topic:
         ]
         return found
 
-    def queues(self, prefix: str = "secretcache-") -> list[str]:
+    def queues(self, prefix: str = "secretcache-events-") -> list[str]:
         urls: list[str] = self.sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls") or []
         return urls
 
@@ -80,7 +80,7 @@ def test_a_process_queue_is_tagged_subscribed_and_removed(topic: Topic) -> None:
     with topic.queue() as queue:
         url = queue.url
         assert url is not None and queue.arn is not None
-        assert url.rsplit("/", 1)[1].startswith("secretcache-")
+        assert url.rsplit("/", 1)[1].startswith("secretcache-events-")
         tags = topic.sqs.list_queue_tags(QueueUrl=url)["Tags"]
         assert tags[TAG_OWNER] == f"{socket.gethostname()}:{os.getpid()}"
         assert tags[TAG_CREATED] == tags[TAG_HEARTBEAT]
@@ -170,7 +170,7 @@ def test_topic_listener_serves_a_rotation_and_cleans_up(
 
 def _tagged_queue(topic: Topic, owner: str, beat: str, *, subscribe: bool = True) -> str:
     url: str = topic.sqs.create_queue(
-        QueueName=f"secretcache-test-{uuid.uuid4().hex[:8]}",
+        QueueName=f"secretcache-events-test-{uuid.uuid4().hex[:8]}",
         tags={TAG_OWNER: owner, TAG_CREATED: beat, TAG_HEARTBEAT: beat},
     )["QueueUrl"]
     if subscribe:
@@ -196,7 +196,9 @@ def test_cleanup_removes_only_orphans(topic: Topic) -> None:
         dead_here = _tagged_queue(topic, f"{host}:{dead_pid.pid}", _stamp(10))
         stale_elsewhere = _tagged_queue(topic, "other-host:42", _stamp(7200))
         fresh_elsewhere = _tagged_queue(topic, "other-host:43", _stamp(10))
-        not_ours: str = topic.sqs.create_queue(QueueName="secretcache-someone-elses")["QueueUrl"]
+        not_ours: str = topic.sqs.create_queue(QueueName="secretcache-events-someone-elses")[
+            "QueueUrl"
+        ]
         assert len(topic.subscriptions()) == 4
 
         options: dict[str, Any] = {"sqs_client": topic.sqs, "sns_client": topic.sns}

@@ -281,15 +281,21 @@ class SecretCache:
 class _Hooked:
     """A value and what the hook's ``put`` made of it (often the response, secret included).
 
-    Its own type with a ``repr`` that shows neither, so a cache reachable from a
-    traceback's locals does not print the stored responses.
+    What ``put`` returned is kept behind a function rather than in an attribute,
+    and the ``repr`` shows neither: a compat cache is in the locals of every frame
+    an error passes through on its way out, and error trackers that print locals
+    (some walking their attributes) would otherwise print the stored responses.
     """
 
-    __slots__ = ("stored", "value")
+    __slots__ = ("_stored", "value")
 
     def __init__(self, value: SecretValue, stored: Any) -> None:
         self.value = value
-        self.stored = stored
+        self._stored: Callable[[], Any] = lambda: stored
+
+    @property
+    def stored(self) -> Any:
+        return self._stored()
 
     def __repr__(self) -> str:
         return f"<hooked {self.value!r}>"

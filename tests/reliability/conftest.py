@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -80,3 +81,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hypothesis profile: {HYPOTHESIS_PROFILE}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many errors were rendered with their traceback locals (issue 10's figure)."""
+    from tests import leakcheck
+
+    canary = 0
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if path.endswith(os.path.join("reliability", "test_canary.py")):
+            canary = max(canary, getattr(module, "RENDERED", [0])[0])
+    if leakcheck.RENDERED[0]:
+        terminalreporter.write_line(
+            f"leak checks: {canary} errors rendered with locals by the canary suite, "
+            f"{leakcheck.RENDERED[0]} by find_leaks in this run"
+        )

@@ -18,11 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import measure, report
+from . import measure, metrics_hit, report
+from .async_figures import async_figures
 from .design import eviction_design
 from .infra import MotoProcess, use_fake_aws_env
 from .peers import ALL_PEERS, API_PEERS, CACHING_PEERS, DictPeer
 from .rotation import db_rotation
+from .silent import silent_endpoint
+from .ssm_calls import ssm_cold_start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,10 +66,21 @@ def run(quick: bool, output: Path, update_docs: bool) -> dict[str, Any]:
     try:
         secrets = measure.Secrets(server.endpoint)
         _merge(results, phase("hit path", lambda: measure.hits(ALL_PEERS, secrets, settings)))
+        _merge(
+            results,
+            phase("hit, metrics off and on", lambda: metrics_hit.measure_hits(secrets, settings)),
+        )
         _merge(results, phase("32 concurrent misses", lambda: measure.concurrent_misses(secrets)))
         _merge(
             results, phase("TTL and forced refresh", lambda: measure.refreshes(secrets, settings))
         )
+        silent_results, async_silent = phase(
+            "silent endpoint past TTL",
+            lambda: silent_endpoint(secrets, server.port, settings),
+        )
+        _merge(results, silent_results)
+        asyncio_figures = phase("asyncio", lambda: async_figures(secrets, server.port, settings))
+        asyncio_figures["silent"] = async_silent
         _merge(
             results,
             phase(
@@ -76,15 +90,19 @@ def run(quick: bool, output: Path, update_docs: bool) -> dict[str, Any]:
         )
         design = phase("eviction design", lambda: eviction_design(quick))
         _merge(results, phase("import time", lambda: measure.import_times(settings)))
-        # The database rotations count failures and calls (nothing they report is a
-        # duration), so they run while the outage readers sit blocked on sockets.
-        outage_results, rotation = phase(
-            "outages and database rotations",
+        # The database rotations and the Parameter Store cold start count failures
+        # and calls (no figure of theirs is a sub-second duration), so they run
+        # while the outage readers sit blocked on sockets.
+        outage_results, (rotation, ssm) = phase(
+            "outages, database rotations, Parameter Store cold start",
             lambda: measure.outages(
                 secrets,
                 server.port,
                 settings,
-                while_waiting=lambda: db_rotation(server.endpoint, quick),
+                while_waiting=lambda: (
+                    db_rotation(server.endpoint, quick),
+                    ssm_cold_start(server.endpoint),
+                ),
             ),
         )
         _merge(results, outage_results)
@@ -107,9 +125,17 @@ def run(quick: bool, output: Path, update_docs: bool) -> dict[str, Any]:
         "results": results,
         "design": design,
         "db_rotation": rotation,
+        "async": asyncio_figures,
+        "ssm": ssm,
     }
     table = report.markdown_table(data)
+    async_table = report.async_table(data)
+    ssm_table = report.ssm_table(data)
     print(table)
+    print()
+    print(async_table)
+    print()
+    print(ssm_table)
     print()
     print(report.design_table(design))
     print()
@@ -128,6 +154,8 @@ def run(quick: bool, output: Path, update_docs: bool) -> dict[str, Any]:
             ]
         )
         report.replace_block(ROOT / "docs" / "benchmarks.md", "results", block)
+        report.replace_block(ROOT / "docs" / "benchmarks.md", "async", async_table)
+        report.replace_block(ROOT / "docs" / "benchmarks.md", "ssm", ssm_table)
         report.replace_block(ROOT / "docs" / "design.md", "eviction", report.design_table(design))
     total = sum(timings.values())
     print(f"wrote {output / 'results.json'} and {output / 'benchmarks.png'} in {total:.0f} s")
@@ -136,7 +164,9 @@ def run(quick: bool, output: Path, update_docs: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats, shorter windows (about two minutes)"
+    )
     parser.add_argument(
         "--output", type=Path, default=ROOT / "docs" / "benchmarks", help="JSON and chart here"
     )

@@ -9,6 +9,7 @@ never answered) after the peer has cached a value.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import subprocess
@@ -120,30 +121,54 @@ class CallCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._sent_at: list[float] = []
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("before-send", self._on_send)
 
     def _on_send(self, event_name: str = "", **_: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
+        now = time.perf_counter()
         with self._lock:
             self._counts[operation] += 1
+            self._sent_at.append(now)
         # returning None lets botocore send the request as usual
+
+    def peak_per_second(self) -> int:
+        """The most attempts sent within any one second since the last ``take()``.
+
+        What a per-second quota (Parameter Store's 40 reads/s) would have seen.
+        """
+        with self._lock:
+            stamps = sorted(self._sent_at)
+        peak = 0
+        first = 0
+        for last, stamp in enumerate(stamps):
+            while stamp - stamps[first] >= 1.0:
+                first += 1
+            peak = max(peak, last - first + 1)
+        return peak
 
     def take(self) -> dict[str, int]:
         """The counts since the last ``take()``, and start again from zero."""
         with self._lock:
             counts = dict(self._counts)
             self._counts.clear()
+            self._sent_at.clear()
         return counts
 
 
+_SAME_ANSWER = 0.02
+"""Chunks forwarded within this many seconds of each other belong to one answer."""
+
+
 class SwitchableProxy:
-    """A TCP forwarder on 127.0.0.1 whose upstream can fail in two ways.
+    """A TCP forwarder on 127.0.0.1 whose upstream can fail in three ways.
 
     ``refuse()`` closes the listening socket and every connection: new connects are
     refused, as when the endpoint is down. ``hang()`` keeps accepting connections but
-    never answers on them: the failure that only a read timeout ends.
+    never answers on them: the failure that only a read timeout ends. ``slow(s)``
+    keeps forwarding, but holds every answer for ``s`` seconds first.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -153,6 +178,7 @@ class SwitchableProxy:
         self.port: int = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._mode = "forward"
+        self._delay = 0.0
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
         self._upstreams: list[socket.socket] = []
@@ -187,18 +213,27 @@ class SwitchableProxy:
         self._pipe(conn, upstream, False)
 
     def _pipe(self, source: socket.socket, sink: socket.socket, to_client: bool) -> None:
+        last_sent = -math.inf
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                # Held once per answer: the chunks that follow its first arrive together.
+                if to_client and self._delay and time.monotonic() - last_sent > _SAME_ANSWER:
+                    time.sleep(self._delay)
                 sink.sendall(data)
+                last_sent = time.monotonic()
         except OSError:
             pass
         if to_client and self._mode != "forward":
             return  # hanging: the client must not learn that the upstream went away
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+    def slow(self, delay: float) -> None:
+        """Answer every request, ``delay`` seconds late (0 restores plain forwarding)."""
+        self._delay = delay
 
     def hang(self) -> None:
         with self._lock:

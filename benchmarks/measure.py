@@ -42,12 +42,14 @@ class Settings:
     memory_secrets: int
     import_repeats: int
     outage_cap: float
+    silent_window: float = 30.0  # how long the silent-endpoint readers keep reading
+    lag_seconds: float = 2.0  # how long the event-loop ticker watches a silent fetch
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
         if quick:
-            return cls(True, 5, 0.02, 0.3, 2, 200, 3, 11.0)
-        return cls(False, 9, 0.1, 1.0, 2, 2000, 7, 20.0)
+            return cls(True, 5, 0.02, 0.3, 2, 200, 3, 11.0, 8.0, 1.0)
+        return cls(False, 9, 0.1, 1.0, 2, 2000, 7, 20.0, 30.0, 2.0)
 
 
 class Secrets:

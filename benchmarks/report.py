@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,53 @@ def _outage(readers: list[dict[str, Any]] | None, index: int) -> str:
     return f"{found['outcome']}, {prefix}{_seconds(found['seconds'])}"
 
 
+def _capped(found: dict[str, Any]) -> str:
+    return ("≥ " if found.get("capped") else "") + _seconds(found["seconds"])
+
+
+def _silent_first(d: dict[str, Any]) -> str:
+    found = d["silent_first"]
+    return f"{found['outcome']}, {_capped(found)}"
+
+
+def _silent_worst(d: dict[str, Any]) -> str:
+    worst = _capped(d["silent_worst"])
+    if not d.get("silent_reads"):
+        return f"still blocked, {worst}"
+    return f"{worst} (median {_seconds(d['silent_median_seconds'])})"
+
+
+def _attempts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    return f"{total} attempt" + ("" if total == 1 else "s")
+
+
+def _silent_reads(d: dict[str, Any]) -> str:
+    reads = d["silent_reads"]
+    outcomes = d.get("silent_outcomes") or {}
+    if len(outcomes) == 1:
+        answered = f"{reads}, all: {next(iter(outcomes))}"
+    elif outcomes:
+        answered = f"{reads}: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+    else:
+        answered = "none"
+    return f"{answered}; {_attempts(d['silent_calls'])}"
+
+
+def _metrics(d: dict[str, Any], cls: Any) -> str:
+    if cls.name != "secretcache":
+        return "—"
+    return (
+        f"{d['hit_ns_metrics_off']:,.0f} → {d['hit_ns_metrics_on']:,.0f} ns "
+        f"(x{d['metrics_hit_ratio']:.2f})"
+    )
+
+
+def _window(peers: dict[str, Any]) -> str:
+    window = next((d["silent_window"] for d in peers.values() if "silent_window" in d), None)
+    return "the window" if window is None else f"{window:.0f} s"
+
+
 def _db(results: dict[str, Any], key: str, field: str) -> str:
     rotation = results.get("db_rotation") or {}
     approaches = rotation.get("approaches") or {}
@@ -84,6 +132,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
             each(lambda d, c: f"x{d['hit_ns'] / floor:,.1f}" if floor else "—"),
         ),
         ("hits, 8 threads", each(lambda d, c: _rate(d["threads8_reads_per_s"]))),
+        ("hit, metrics off → on (OpenTelemetry SDK)", each(_metrics)),
         ("API calls: first read", each(lambda d, c: _calls(d["first_read_calls"]))),
         ("API calls: 32 threads miss at once", each(lambda d, c: _calls(d["miss32_calls"]))),
         (
@@ -114,6 +163,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         (
             "outage past TTL, never answers: read 0.25 s later",
             each(lambda d, c: _outage(d["outage_hangs"], 1)),
+        ),
+        (
+            "silent endpoint past TTL: first read",
+            each(lambda d, c: _silent_first(d)),
+        ),
+        (
+            f"silent endpoint past TTL: worst read, a read every 30 ms for {_window(peers)}",
+            each(lambda d, c: _silent_worst(d)),
+        ),
+        (
+            f"silent endpoint past TTL: reads answered, API attempts in {_window(peers)}",
+            each(lambda d, c: _silent_reads(d)),
         ),
         (
             "forced refresh after rotation: time",
@@ -153,6 +214,128 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def async_table(results: dict[str, Any]) -> str:
+    """The asyncio door's figures, against its own sync door and the dict floor."""
+    a = results.get("async")
+    if not a:
+        return "Not measured in this run."
+    sync, floor = a["sync_hit_ns"], a["dict_hit_ns"]
+    calls = sum(a["awaiters_calls"].values())
+    lines = [
+        _row("figure", "measured", "compared", "target", "met"),
+        "|---|---|---|---|---|",
+        _row(
+            "hit, `await cache.get_secret_string(id)` in a loop",
+            f"{a['async_hit_ns']:,.0f} ns",
+            f"x{a['async_over_sync']:.2f} the sync hit, x{a['async_hit_ns'] / floor:,.1f} the dict",
+            "≤ x2 the sync hit",
+            _met(a["async_over_sync"] <= 2),
+        ),
+        _row(
+            "hit, the coroutine driven by one `send(None)`, no event loop",
+            f"{a['async_send_hit_ns']:,.0f} ns",
+            f"x{a['async_send_over_sync']:.2f} the sync hit (creating the coroutine "
+            "and raising its `StopIteration` included)",
+            "finishes in one step",
+            "yes",  # hits() checks it and stops the run otherwise
+        ),
+        _row(
+            "sync hit, `SecretCache.get_secret_string`, same phase",
+            f"{sync:,.0f} ns",
+            f"x{sync / floor:,.1f} the dict",
+            "",
+            "",
+        ),
+        _row("dict floor, same phase", f"{floor:,.0f} ns", "x1.0", "", ""),
+        _row(
+            f"{a['awaiters']} awaiters of one cold entry (`asyncio.gather`)",
+            f"{_calls(a['awaiters_calls'])} API call{'' if calls == 1 else 's'}, "
+            f"{_seconds(a['awaiters_seconds'])}",
+            ("all" if a["awaiters_all_correct"] else "**not all**") + " got the value",
+            "1 call",
+            _met(calls == 1 and a["awaiters_all_correct"]),
+        ),
+        _row(
+            f"event-loop lag (largest gap between ticks, a tick every "
+            f"{a['lag_tick_s'] * 1e3:.0f} ms): idle loop",
+            _seconds(a["lag_idle_s"]),
+            "baseline",
+            "",
+            "",
+        ),
+        _row(
+            f"event-loop lag: a cold read through a proxy answering "
+            f"{a['lag_slow_answer_s']:.1f} s late",
+            _seconds(a["lag_slow_s"]),
+            f"the read took {_seconds(a['lag_slow_read_s'])}",
+            "< 50 ms",
+            _met(a["lag_slow_s"] < 0.05),
+        ),
+        _row(
+            f"event-loop lag: a cold read of a silent endpoint, watched "
+            f"{a['lag_silent_watch_s']:.0f} s, then cancelled",
+            _seconds(a["lag_silent_s"]),
+            "",
+            "< 50 ms",
+            _met(a["lag_silent_s"] < 0.05),
+        ),
+    ]
+    silent = a.get("silent")
+    if silent:
+        worst = silent["silent_worst"]
+        lines.append(
+            _row(
+                f"silent endpoint past TTL, `await`ed every 30 ms for "
+                f"{silent['silent_window']:.0f} s: first / worst read",
+                f"{_capped(silent['silent_first'])} / {_capped(worst)} (median "
+                f"{_seconds(silent['silent_median_seconds'] or 0.0)})",
+                f"{silent['silent_reads']} reads answered; {_attempts(silent['silent_calls'])}",
+                "≤ 150 ms",
+                _met(not worst["capped"] and worst["seconds"] <= 0.15),
+            )
+        )
+    return "\n".join(lines)
+
+
+def _ssm_order(ssm: dict[str, Any]) -> list[str]:
+    found = ssm["approaches"]
+    return [k for k in ssm.get("order", ()) if k in found] + [
+        k for k in found if k not in ssm.get("order", ())
+    ]
+
+
+def ssm_table(results: dict[str, Any]) -> str:
+    """Parameter Store calls at a cold start, per approach, against the 40 reads/s quota."""
+    ssm = results.get("ssm")
+    if not ssm:
+        return "Not measured in this run."
+    quota = ssm["quota_per_second"]
+    lines = [
+        f"{ssm['threads']} threads each read the same {ssm['parameters']} uncached parameters, "
+        "released at once:",
+        "",
+        f"| approach | API calls | most in any 1 s | wall time | over {quota} reads/s? |",
+        "|---|---|---|---|---|",
+    ]
+    for key in _ssm_order(ssm):
+        found = ssm["approaches"][key]
+        calls = " + ".join(f"{op} {n}" for op, n in sorted(found["calls"].items())) or "0"
+        wrong = "" if found["all_correct"] else " (**wrong values**)"
+        lines.append(
+            f"| {found['label']}{wrong} | {calls} | {found['peak_per_second']} "
+            f"| {_seconds(found['seconds'])} | {'yes' if found['over_quota'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def design_table(design: dict[str, float]) -> str:
     return "\n".join(
         [
@@ -188,20 +371,30 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
 
     peers = results["results"]
     floor = peers.get("dict", {}).get("hit_ns") or math.nan
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig, axes = plt.subplots(3, 2, figsize=(12, 12.5))
     fig.suptitle(f"secretcache and its peers — {machine_line(results['meta'])}", fontsize=9)
 
-    def bars(ax: Any, names: list[str], values: list[float], title: str, log: bool) -> None:
-        labels = [next(c.label for c in ALL_PEERS if c.name == n) for n in names]
-        colours = ["#2b7bba" if n == "secretcache" else "#9aa5b1" for n in names]
+    def bars(
+        ax: Any,
+        names: list[str],
+        values: list[float],
+        title: str,
+        log: bool,
+        labels: list[str] | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        if labels is None:
+            labels = [next(c.label for c in ALL_PEERS if c.name == n) for n in names]
+        colours = ["#2b7bba" if n.startswith("secretcache") else "#9aa5b1" for n in names]
         ax.barh(labels, values, color=colours)
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10)
         if log:
             ax.set_xscale("log")
         for y, value in enumerate(values):
+            note = notes[y] if notes else f"{value:,.3g}"
             ax.annotate(
-                f"{value:,.3g}",
+                note,
                 (value, y),
                 xytext=(3, 0),
                 textcoords="offset points",
@@ -254,10 +447,43 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
         "ms to import and create a client (fresh interpreter)",
         False,
     )
+    silent_names = [c.name for c in ALL_PEERS if "silent_worst" in peers.get(c.name, {})]
+    if silent_names:
+        worst = [peers[n]["silent_worst"] for n in silent_names]
+        bars(
+            axes[2][0],
+            silent_names,
+            [w["seconds"] for w in worst],
+            f"silent endpoint past TTL: worst read in {_window(peers)}, s (log scale)",
+            True,
+            notes=[_capped(w) for w in worst],
+        )
+    else:
+        axes[2][0].set_visible(False)
+    ssm = (results.get("ssm") or {}).get("approaches") or {}
+    if ssm:
+        keys = _ssm_order(results["ssm"])
+        bars(
+            axes[2][1],
+            keys,
+            [max(ssm[k]["total"], 0.5) for k in keys],
+            f"Parameter Store calls, {results['ssm']['threads']} threads x "
+            f"{results['ssm']['parameters']} names, cold (log)",
+            True,
+            labels=[_chart_label(ssm[k]["label"]) for k in keys],
+            notes=[str(ssm[k]["total"]) for k in keys],
+        )
+    else:
+        axes[2][1].set_visible(False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _chart_label(label: str) -> str:
+    """A table label, short enough for a chart axis."""
+    return textwrap.fill(label.replace("`", ""), width=32)
 
 
 def replace_block(path: Path, marker: str, text: str) -> bool:

@@ -23,20 +23,14 @@ from hypothesis import HealthCheck, settings
 PROFILES = ("ci", "explore")
 EXPLORE_FACTOR = 10
 
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "explore",
-    derandomize=False,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+for _name in PROFILES:
+    settings.register_profile(
+        _name,
+        derandomize=_name == "ci",
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 
 
 def active() -> str:

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 import secretcache.cache as cache_module
 import secretcache.compat as compat
 from secretcache import CacheConfig
+from tests.caught import raised
 from tests.helpers import CallLog, FaultInjector, error_response
 from tests.leakcheck import find_leaks
 
@@ -597,11 +598,3 @@ def test_keyworded_values_are_read_only(reader: Any, admin: Any) -> None:
     with pytest.raises(AttributeError):
         tls["pins"].append("b")
     assert use() == {"pins": ["a"]}
-
-
-def raised(fn: Any) -> BaseException:
-    try:
-        fn()
-    except BaseException as exc:
-        return exc
-    raise AssertionError("nothing was raised")

@@ -22,6 +22,7 @@ from secretcache import (
     inject_secret_string,
     refresh_on_error,
 )
+from tests.caught import raised
 from tests.leakcheck import find_leaks
 
 
@@ -277,7 +278,7 @@ def test_wrapper_frames_hold_no_other_secret(sm: Any) -> None:
         raise AssertionError("unreachable")
 
     for call, kind in ((fails, RuntimeError), (missing, SecretDecodeError)):
-        error = _raised(call)
+        error = raised(call)
         assert isinstance(error, kind)
         leaks = find_leaks(error, [canary])
         assert not leaks, f"a secret the function does not receive is reachable via {leaks}"
@@ -285,14 +286,6 @@ def test_wrapper_frames_hold_no_other_secret(sm: Any) -> None:
 
 def names(func: Any) -> list[str]:
     return list(inspect.signature(func).parameters)
-
-
-def _raised(fn: Any) -> BaseException:
-    try:
-        fn()
-    except BaseException as exc:
-        return exc
-    raise AssertionError("nothing was raised")
 
 
 # ------------------------------------------------------- with an AsyncSecretCache (API §9)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +32,7 @@ from secretcache import (
     default_cache,
 )
 from secretcache.aws_lambda import with_secrets
+from tests.caught import raised
 from tests.helpers import CallLog
 from tests.leakcheck import find_leaks
 
@@ -268,15 +269,6 @@ def test_bad_arguments() -> None:
         with_secrets()
     with pytest.raises(TypeError):
         with_secrets(db=123)  # type: ignore[arg-type]
-
-
-def raised(fn: Callable[[], object]) -> BaseException:
-    """What ``fn`` raises, caught in a frame holding nothing but ``fn``."""
-    try:
-        fn()
-    except BaseException as exc:
-        return exc
-    raise AssertionError("nothing was raised")
 
 
 def run_python(code: str) -> str:

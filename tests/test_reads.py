@@ -17,6 +17,7 @@ from secretcache import (
     SecretNotFoundError,
     SecretValue,
 )
+from tests.caught import raised
 from tests.helpers import CallLog
 from tests.leakcheck import find_leaks
 
@@ -227,20 +228,11 @@ MALFORMED = {
 }
 
 
-def _raised(fn: Any) -> BaseException:
-    """The exception ``fn`` raises, caught in a frame that holds nothing of the secret."""
-    try:
-        fn()
-    except BaseException as exc:
-        return exc
-    raise AssertionError("nothing was raised")
-
-
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_decode_errors_keep_no_part_of_the_secret_in_any_frame(sm: Any, name: str) -> None:
     sm.create_secret(Name=name, SecretString=MALFORMED[name])
     cache = SecretCache(sm)
-    error = _raised(lambda: cache.get_secret(name).json())
+    error = raised(lambda: cache.get_secret(name).json())
     assert isinstance(error, SecretDecodeError)
     assert error.secret_id == name
     leaks = find_leaks(error, [CANARY, CANARY[:12], CANARY[-12:]])
@@ -252,7 +244,7 @@ def test_get_secret_json_decode_errors_keep_no_part_of_the_secret(sm: Any, name:
     sm.create_secret(Name=name, SecretString=MALFORMED[name])
     cache = SecretCache(sm)
     for _ in range(2):  # cold, then with the record cached
-        error = _raised(lambda: cache.get_secret_json(name))
+        error = raised(lambda: cache.get_secret_json(name))
         assert isinstance(error, SecretDecodeError)
         leaks = find_leaks(error, [CANARY, CANARY[:12], CANARY[-12:]])
         assert not leaks, f"secret reachable from the decode error through {leaks}"

@@ -50,6 +50,7 @@ from secretcache import (
     inject_secret_string,
     refresh_on_error,
 )
+from tests.caught import raised
 from tests.leakcheck import find_leaks
 
 from .faults import Faults
@@ -181,21 +182,12 @@ class Watch(logging.Handler):
         self, kind: type[BaseException] | tuple[type[BaseException], ...], fn: Callable[[], Any]
     ) -> BaseException:
         """Call ``fn``, expect ``kind``, inspect the exception; returns it."""
-        error = _raised(fn)
+        error = raised(fn)
         name = getattr(fn, "__name__", "call")
         if not isinstance(error, kind):
             raise AssertionError(f"expected {kind} from {name}, got {type(error).__name__}")
         self.exception(error, name)
         return error
-
-
-def _raised(fn: Callable[[], Any]) -> BaseException | None:
-    """What ``fn`` raises, caught in a frame that holds nothing but ``fn``."""
-    try:
-        fn()
-    except BaseException as exc:
-        return exc
-    return None
 
 
 @pytest.fixture
@@ -266,7 +258,7 @@ def test_watch_can_fail(watch: Watch) -> None:
     holds = library["holds"]
 
     for canary in CANARIES.values():
-        watch.exception(_raised(lambda c=canary: holds(c[-40:])) or AssertionError(), "locals")
+        watch.exception(raised(lambda c=canary: holds(c[-40:])), "locals")
     watch.objects_of(type("Leaky", (), {"__repr__": lambda self: CANARY})())
     kinds = {entry.split(":")[0] for entry in watch.found}
     assert kinds == {

@@ -132,6 +132,11 @@ def test_signature_leaves_out_the_injected_parameters(cache: SecretCache) -> Non
         def static_under(key: str, payload: str) -> str:
             return key + payload
 
+        @inject_secret_string("api", cache=cache)
+        @classmethod
+        def klass_under(cls, key: str, payload: str) -> str:
+            return cls.__name__ + key + payload
+
     assert names(call) == ["payload", "timeout"]
     assert names(connect) == ["host", "port"]
     assert names(whole) == ["name"]
@@ -139,7 +144,7 @@ def test_signature_leaves_out_the_injected_parameters(cache: SecretCache) -> Non
     assert names(Client().send) == ["payload"]
     for method in (Client.static, Client().static, Client.static_under):
         assert names(method) == ["payload"]
-    assert names(Client.klass) == ["payload"]
+    assert names(Client.klass) == names(Client.klass_under) == ["payload"]
     assert call("body") == "key-1"
     assert connect("h") == "u"
     assert whole("password") == "p-1"
@@ -147,6 +152,7 @@ def test_signature_leaves_out_the_injected_parameters(cache: SecretCache) -> Non
     assert Client.static("+b") == Client().static("+b") == "key-1+b"
     assert Client.static_under("+b") == "key-1+b"
     assert Client.klass("+b") == Client().klass("+b") == "Clientkey-1+b"
+    assert Client.klass_under("+b") == Client().klass_under("+b") == "Clientkey-1+b"
     assert call.__wrapped__.__name__ == "call"  # type: ignore[attr-defined]
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from moto.core.authorization import enable_iam_authentication
 
 from secretcache import CacheConfig, SecretCache
 from secretcache.fanout import (
@@ -227,3 +230,109 @@ def test_arguments_are_checked() -> None:
         ProcessQueue("arn:aws:sns:us-east-1:1:t", prefix="bad prefix!")
     with pytest.raises(ValueError, match="retention_seconds"):
         ProcessQueue("arn:aws:sns:us-east-1:1:t", retention_seconds=10)
+
+
+# ------------------------------------------------ the documented IAM policies
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+JSON_BLOCK = re.compile(r"```json\n(?P<body>.*?)```", re.S)
+
+
+def documented_policies() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run time, queue setup and cleanup): the two policies of docs/events.md's IAM section."""
+    section = DOC.read_text().split("## IAM", 1)[1].split("\n## ", 1)[0]
+    runtime, setup = (json.loads(m["body"]) for m in JSON_BLOCK.finditer(section))
+    return runtime, setup
+
+
+def as_moto_checks_it(policy: dict[str, Any]) -> dict[str, Any]:
+    """Resources widened to ``*`` (moto's account and region differ from the example's);
+    ``sqs:DeleteMessage`` also grants ``DeleteMessageBatch`` on AWS, moto checks it by name."""
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        if "sqs:DeleteMessage" in actions:
+            actions.append("sqs:DeleteMessageBatch")
+        statements.append({**statement, "Action": actions, "Resource": "*"})
+    return {**policy, "Statement": statements}
+
+
+def user_with(*policies: dict[str, Any]) -> dict[str, str]:
+    iam = boto3.client("iam", region_name=REGION)
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    for number, policy in enumerate(policies):
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName=f"p{number}",
+            PolicyDocument=json.dumps(as_moto_checks_it(policy)),
+        )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {
+        "aws_access_key_id": key["AccessKeyId"],
+        "aws_secret_access_key": key["SecretAccessKey"],
+    }
+
+
+def client_as(service: str, keys: dict[str, str]) -> Any:
+    session = boto3.session.Session(aws_session_token=None, **keys)
+    return session.client(
+        service,
+        region_name=REGION,
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+READ_SECRETS = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}],
+}
+
+
+def test_the_documented_policies_are_enough_and_needed(aws: None) -> None:
+    runtime, setup = documented_policies()
+    sns_admin = boto3.client("sns", region_name=REGION)
+    sm_admin = boto3.client("secretsmanager", region_name=REGION)
+    topic_arn = sns_admin.create_topic(Name="secretcache-events")["TopicArn"]
+    created = sm_admin.create_secret(Name="prod/hmac-key", SecretString="k1")
+    app = user_with(runtime, setup, READ_SECRETS)
+    consumer_only = user_with(runtime)
+    untagged = json.loads(json.dumps(setup))
+    for statement in untagged["Statement"]:
+        if isinstance(statement["Action"], list) and "sqs:TagQueue" in statement["Action"]:
+            statement["Action"].remove("sqs:TagQueue")
+    cannot_tag = user_with(runtime, untagged)
+    polls: list[int] = []
+    with enable_iam_authentication():  # set-up, first read and polls: as the app's user
+        cache = SecretCache(client_as("secretsmanager", app), config=CacheConfig(ttl=3600))
+        assert cache.get_secret_string("prod/hmac-key") == "k1"
+        sqs, sns = client_as("sqs", app), client_as("sns", app)
+        sqs.meta.events.register("after-call.sqs.ReceiveMessage", lambda **_: polls.append(1))
+        listener = TopicListener(
+            cache, topic_arn, sqs_client=sqs, sns_client=sns, wait_time_seconds=0
+        ).start()
+        eventually(lambda: len(polls) >= 2, what="polls allowed by the policy")
+        assert listener.stats().poll_errors == 0
+    # The rotation and its announcement are not the app's doing (admin credentials).
+    version = sm_admin.put_secret_value(SecretId="prod/hmac-key", SecretString="k2")
+    event = label_event("prod/hmac-key", created["ARN"], version["VersionId"])
+    polled_before = len(polls)
+    sns_admin.publish(TopicArn=topic_arn, Message=json.dumps(event))
+    with enable_iam_authentication():  # receive, delete, refresh, then clean up: as the app
+        eventually(lambda: cache.get_secret_string("prod/hmac-key") == "k2", what="k2")
+        assert len(polls) > polled_before
+        assert listener.stats().poll_errors == 0
+        assert cleanup_orphans(sqs_client=sqs, sns_client=sns, dry_run=True) == []
+        assert listener.stop()
+        assert sqs.list_queues(QueueNamePrefix="secretcache-events-").get("QueueUrls") is None
+        for keys, missing in ((consumer_only, "sqs:CreateQueue"), (cannot_tag, "sqs:TagQueue")):
+            sqs = client_as("sqs", keys)
+            with pytest.raises(Exception, match=f"not authorized to perform: {missing}"):
+                ProcessQueue(
+                    topic_arn,
+                    sqs_client=sqs,
+                    sns_client=client_as("sns", keys),
+                    heartbeat_seconds=0,
+                ).create()
+        assert sqs.list_queues(QueueNamePrefix="secretcache-events-").get("QueueUrls") is None

@@ -376,3 +376,20 @@ def test_handler_frames_hold_only_what_the_handler_receives(
     leaks = find_leaks(raised(lambda: handler({}, None, db={}, queue={})), not_received)
     # The handler's own frame holds api_key (it received it); no frame holds the others.
     assert not leaks, f"a secret the handler did not receive is reachable via {leaks}"
+
+
+def test_nested_json_reaches_the_handler_read_only(sm: Any) -> None:
+    sm.create_secret(Name="nested", SecretString=json.dumps({"tls": {"pins": ["a"]}}))
+    cache = SecretCache(sm)
+
+    @with_secrets(cache=cache, cfg="nested")
+    def handler(event: Any, context: Any, *, cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+        return cfg
+
+    cfg = handler({}, None)
+    assert cfg == {"tls": {"pins": ["a"]}}
+    with pytest.raises(TypeError):
+        cfg["tls"]["pins"] = []  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        cfg["tls"]["pins"].append("b")
+    assert handler({}, None) == {"tls": {"pins": ["a"]}}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..cache import SecretCache, default_cache
 from ..value import SecretValue
@@ -40,9 +40,20 @@ from ._walk import (
     state_for,
 )
 
-__all__ = ["REDACTED", "Credential", "Driver", "rotating_connect", "run_blocking"]
+__all__ = [
+    "REDACTED",
+    "Credential",
+    "Driver",
+    "rotating_connect",
+    "rotating_connect_async",
+    "run_async",
+    "run_blocking",
+]
 
 C = TypeVar("C")
+
+if TYPE_CHECKING:
+    from ..aio import AsyncSecretCache
 
 _CREDENTIAL_FIELDS = frozenset({"user", "username", "password", "passwd", "password1"})
 
@@ -69,6 +80,10 @@ class Driver(ABC, Generic[C]):
     @abstractmethod
     def is_auth_failure(self, exc: BaseException) -> bool:
         """True only when the server rejected the credential itself."""
+
+    async def open_async(self, args: Sequence[Any], params: dict[str, Any]) -> C:
+        """``open`` for an asyncio driver; drivers that have one override this."""
+        raise NotImplementedError(f"{self.name} has no asyncio connect")
 
     def check_overrides(self, overrides: Mapping[str, Any]) -> None:
         """Refuse caller keywords that would replace the secret's credential.
@@ -225,6 +240,109 @@ def _open(
         return Opened(driver.open(args, driver.params(request.credential, overrides)))
     except BaseException as exc:
         return driver.refused(exc, password)
+
+
+# ------------------------------------------------------------ the asyncio runner
+
+
+async def rotating_connect_async(
+    driver: Driver[C],
+    secret_id: str,
+    *,
+    cache: AsyncSecretCache,
+    args: Sequence[Any] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> C:
+    """:func:`rotating_connect` for asyncio: the same walk, awaited; never blocks the loop."""
+    given = dict(overrides or {})
+    driver.check_overrides(given)
+    result = await run_async(driver, cache, secret_id, args, given)
+    if isinstance(result, Connected):
+        connection: C = result.connection
+        return connection
+    error = result.error
+    del result
+    raise error
+
+
+async def run_async(
+    driver: Driver[C],
+    cache: AsyncSecretCache,
+    secret_id: str,
+    args: Sequence[Any],
+    overrides: Mapping[str, Any],
+) -> WalkResult:
+    """Drive one walk with awaits (``AsyncSecretCache``, ``Driver.open_async``); never raises.
+
+    It shares the per-secret state of :func:`run_blocking` (one walk at a time,
+    what worked) for connects through the same cache object; waiting for another
+    connect's walk awaits a future, so the loop keeps running.
+    """
+    walk = Walk(
+        secret_id,
+        state_for(cache, secret_id),
+        min_refresh_interval=cache.config.min_refresh_interval,
+    )
+    steps = walk.steps()
+    try:
+        request: Request = next(steps)
+        while True:
+            outcome: Any
+            if isinstance(request, Connect):
+                outcome = await _open_async(driver, args, overrides, request)
+            elif isinstance(request, Read):
+                outcome = await _read_async(cache, secret_id, request)
+            elif isinstance(request, Get):
+                outcome = await _get_async(cache, secret_id, request.stage)
+            else:
+                await request.walk.wait_async()
+                outcome = None
+            del request
+            request = steps.send(outcome)
+    except StopIteration as done:
+        result: WalkResult = done.value
+        return result
+    except BaseException as exc:  # cancelled, or a bug: nothing secret may escape
+        return Failed(detach(scrubbed_copy(exc, Mask(()))))
+    finally:
+        steps.close()
+
+
+async def _open_async(
+    driver: Driver[C], args: Sequence[Any], overrides: Mapping[str, Any], request: Connect
+) -> Opened[C] | Refused:
+    password = request.credential.password
+    try:
+        return Opened(await driver.open_async(args, driver.params(request.credential, overrides)))
+    except BaseException as exc:
+        return driver.refused(exc, password)
+
+
+async def _get_async(
+    cache: AsyncSecretCache, secret_id: str, stage: str
+) -> SecretValue | BaseException:
+    try:
+        return await cache.get_secret(secret_id, stage)
+    except BaseException as exc:
+        return detach(exc)
+
+
+async def _read_async(
+    cache: AsyncSecretCache, secret_id: str, request: Read
+) -> SecretValue | BaseException:
+    try:
+        return await cache.force_refresh(
+            secret_id,
+            request.stage,
+            min_interval=request.min_interval,
+            unless_newer_than=request.unless_newer_than,
+            fetched_since=request.fetched_since,
+        )
+    except BaseException as exc:
+        return detach(exc)
+
+
+# ------------------------------------------------------------ blocking requests
 
 
 def _get(cache: SecretCache, secret_id: str, stage: str) -> SecretValue | BaseException:

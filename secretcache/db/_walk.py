@@ -40,6 +40,7 @@ credential must not overwrite (or erase) what the walk learnt.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -396,8 +397,24 @@ class WalkInProgress:
         if self.when_over(done.set):
             done.wait()
 
+    async def wait_async(self) -> None:
+        """Await the end of the walk without blocking the loop (the walker may be a thread)."""
+        loop = asyncio.get_running_loop()
+        over: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(_resolve, over)
+
+        if self.when_over(wake):
+            await over
+
     def __repr__(self) -> str:
         return f"<walk {'over' if self.over else 'in progress'}>"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # the waiter may have been cancelled meanwhile
+        future.set_result(None)
 
 
 class SecretState:

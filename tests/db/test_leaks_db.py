@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -185,17 +186,26 @@ def connect_once(
 
 
 def secret_of(setup: DbSecret, **changes: Any) -> dict[str, Any]:
-    value = setup.moto.client().get_secret_value(
-        SecretId=setup.secret_id, VersionStage="AWSCURRENT"
-    )
-    document: dict[str, Any] = json.loads(value["SecretString"])
+    """The test secret's document (as make_db_secret wrote it), with ``changes``."""
+    document: dict[str, Any] = {
+        "host": setup.db.host,
+        "port": setup.db.port,
+        "username": setup.username,
+        "dbname": setup.dbname,
+    }
     document.update(changes)
     return document
 
 
 def put(setup: DbSecret, secret_string: str, stage: str = "AWSCURRENT") -> None:
-    """Store a raw SecretString under a label (AWSCURRENT moves the old one to AWSPREVIOUS)."""
-    client = setup.moto.client()
+    """Store a raw SecretString under a label (AWSCURRENT moves the old one to AWSPREVIOUS).
+
+    One client per test: creating a boto3 client costs more than the call.
+    """
+    client = getattr(setup, "_writer", None)
+    if client is None:
+        client = setup.moto.client()
+        setup._writer = client  # type: ignore[attr-defined]
     if stage == "AWSCURRENT":
         client.put_secret_value(SecretId=setup.secret_id, SecretString=secret_string)
     else:
@@ -216,80 +226,107 @@ def login_error(adapter: str, kind: str) -> type[BaseException]:
 # ------------------------------------------------------- passwords of every kind
 
 
-@pytest.mark.parametrize("alphabet", list(ALPHABETS))
+class Cases:
+    """Several cases on one database secret, each with a fresh cache; failures named by case.
+
+    Creating a database, its users and a boto3 client costs more than the case
+    itself, so the cases of one adapter share them.
+    """
+
+    def __init__(self, setup: DbSecret, canaries: Canaries) -> None:
+        self.setup = setup
+        self.canaries = canaries
+        self.client = setup.moto.client()
+        self.failures: list[str] = []
+
+    def cache(self) -> SecretCache:
+        return SecretCache(client=self.client)
+
+    def expect(self, case: str, error: BaseException, expected: type[BaseException]) -> None:
+        leaks = self.canaries.leaks(error)
+        if leaks:
+            self.failures.append(f"{case}: a canary is reachable from the error: {leaks}")
+        if not isinstance(error, expected):
+            got = type(error).__name__
+            self.failures.append(f"{case}: expected {expected.__name__}, got {got}")
+
+    def done(self) -> None:
+        assert not self.failures, "\n".join(self.failures)
+
+
 @pytest.mark.parametrize(("adapter", "kind"), ADAPTERS, ids=ADAPTER_IDS)
 def test_rejected_login_with_any_alphabet_leaks_nothing(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,
-    adapter: str,
-    kind: str,
-    alphabet: str,
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, adapter: str, kind: str
 ) -> None:
-    """Every label holds a canary the server does not accept.
+    """Every label holds a canary the server does not accept, in each alphabet.
 
     PyMySQL cannot encode a password outside latin-1: its ``UnicodeEncodeError``
     used to carry the whole password in ``.object`` and ``args``.
     """
     setup = make_db_secret(kind)
     setup.db.set_password(setup.username, new_password())  # no label knows this one
-    put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
-    put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))), "AWSPENDING")
-    put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
+    cases = Cases(setup, canaries)
+    for alphabet in ALPHABETS:
+        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
+        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))), "AWSPENDING")
+        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
+        error = provoke(lambda: connect_once(adapter, kind, setup, cases.cache()))
+        expected: type[BaseException] = login_error(adapter, kind)
+        if kind == "mariadb" and alphabet in NON_LATIN1:
+            expected = UnicodeEncodeError
+        cases.expect(alphabet, error, expected)
+    cases.done()
 
-    error = provoke(lambda: connect_once(adapter, kind, setup, setup.cache()))
 
-    expected: type[BaseException] = login_error(adapter, kind)
-    if kind == "mariadb" and alphabet in NON_LATIN1:
-        expected = UnicodeEncodeError
-    check(canaries, error, expected)
-
-
-@pytest.mark.parametrize("alphabet", ["ascii", "euro"])
-@pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("kind", ["postgres", "mariadb"])
 def test_sqlalchemy_every_pool_mode_and_its_debug_log_leak_nothing(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,
-    kind: str,
-    pool: str,
-    alphabet: str,
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, kind: str
 ) -> None:
     setup = make_db_secret(kind)
     setup.db.set_password(setup.username, new_password())
-    put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
-    error = provoke(
-        lambda: connect_once("sqlalchemy", kind, setup, setup.cache(), poolclass=POOLS[pool])
-    )
-    expected: type[BaseException] = sqlalchemy.exc.OperationalError
-    if kind == "mariadb" and alphabet == "euro":
-        expected = UnicodeEncodeError
-    check(canaries, error, expected)
-    pool_errors = [r for r in canaries.records if r.getMessage().startswith("Error on connect")]
-    assert pool_errors, "SQLAlchemy's pool did not log the failed connect: nothing was checked"
+    cases = Cases(setup, canaries)
+    for alphabet in ("ascii", "euro"):
+        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
+        for pool, poolclass in POOLS.items():
+            logged = len(canaries.records)
+            error = provoke(
+                functools.partial(
+                    connect_once, "sqlalchemy", kind, setup, cases.cache(), poolclass=poolclass
+                )
+            )
+            expected: type[BaseException] = sqlalchemy.exc.OperationalError
+            if kind == "mariadb" and alphabet == "euro":
+                expected = UnicodeEncodeError
+            case = f"{pool}, {alphabet}"
+            cases.expect(case, error, expected)
+            pool_errors = [
+                r
+                for r in canaries.records[logged:]
+                if r.getMessage().startswith("Error on connect")
+            ]
+            if not pool_errors:
+                cases.failures.append(f"{case}: the pool logged no failed connect to check")
+    cases.done()
 
 
 # --------------------------------------------------------- passwords no driver sends
 
 
-@pytest.mark.parametrize("bad", ["nul", "surrogate"])
 @pytest.mark.parametrize(("adapter", "kind"), ADAPTERS, ids=ADAPTER_IDS)
 def test_password_with_nul_or_lone_surrogate_is_refused_by_name(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,
-    adapter: str,
-    kind: str,
-    bad: str,
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, adapter: str, kind: str
 ) -> None:
     setup = make_db_secret(kind)
-    password = canaries.new() + ("\0tail" if bad == "nul" else "\ud800")
-    put(setup, json.dumps(secret_of(setup, password=password)))
-
-    error = provoke(lambda: connect_once(adapter, kind, setup, setup.cache()))
-
-    check(canaries, error, SecretDecodeError)
-    assert isinstance(error, SecretDecodeError)
-    assert error.secret_id == setup.secret_id and error.version_stage == "AWSCURRENT"
-    assert "'password'" in str(error)
+    cases = Cases(setup, canaries)
+    for bad, tail in (("NUL", "\0tail"), ("lone surrogate", "\ud800")):
+        put(setup, json.dumps(secret_of(setup, password=canaries.new() + tail)))
+        error = provoke(lambda: connect_once(adapter, kind, setup, cases.cache()))
+        cases.expect(bad, error, SecretDecodeError)
+        if isinstance(error, SecretDecodeError):
+            named = error.secret_id == setup.secret_id and error.version_stage == "AWSCURRENT"
+            if not (named and "'password'" in str(error)):
+                cases.failures.append(f"{bad}: the error does not name the secret, stage and key")
+    cases.done()
 
 
 def test_psycopg_does_not_log_in_with_a_password_cut_at_nul(
@@ -319,21 +356,17 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("shape", list(MALFORMED))
 @pytest.mark.parametrize(("adapter", "kind"), ADAPTERS, ids=ADAPTER_IDS)
 def test_malformed_awscurrent_raises_decode_error_holding_nothing(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,
-    adapter: str,
-    kind: str,
-    shape: str,
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, adapter: str, kind: str
 ) -> None:
     setup = make_db_secret(kind)
-    put(setup, MALFORMED[shape](canaries.new()))
-
-    error = provoke(lambda: connect_once(adapter, kind, setup, setup.cache()))
-
-    check(canaries, error, SecretDecodeError)
+    cases = Cases(setup, canaries)
+    for shape, document in MALFORMED.items():
+        put(setup, document(canaries.new()))
+        error = provoke(lambda: connect_once(adapter, kind, setup, cases.cache()))
+        cases.expect(shape, error, SecretDecodeError)
+    cases.done()
 
 
 @pytest.mark.parametrize("shape", list(MALFORMED))
@@ -347,33 +380,34 @@ def test_credential_from_value_raises_from_a_frame_holding_nothing(
     check(canaries, error, SecretDecodeError)
 
 
-@pytest.mark.parametrize("pending", ["not JSON", "no username", "port 1e400"])
 @pytest.mark.parametrize(("adapter", "kind"), ADAPTERS, ids=ADAPTER_IDS)
 def test_wrong_awscurrent_and_malformed_awspending_chain_holds_nothing(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,
-    adapter: str,
-    kind: str,
-    pending: str,
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, adapter: str, kind: str
 ) -> None:
     """The final login error chains the AWSPENDING SecretDecodeError: no password in its frames."""
     setup = make_db_secret(kind)
     setup.db.set_password(setup.username, new_password())
-    put(setup, json.dumps(secret_of(setup, password=canaries.new())))
-    put(setup, MALFORMED[pending](canaries.new()), "AWSPENDING")
+    cases = Cases(setup, canaries)
+    for shape in ("not JSON", "no username", "port 1e400"):
+        put(setup, json.dumps(secret_of(setup, password=canaries.new())))
+        put(setup, MALFORMED[shape](canaries.new()), "AWSPENDING")
+        error = provoke(lambda: connect_once(adapter, kind, setup, cases.cache()))
+        cases.expect(shape, error, login_error(adapter, kind))
+        if not any(isinstance(item, SecretDecodeError) for item in _chain(error)):
+            cases.failures.append(f"{shape}: the AWSPENDING decode error is not chained")
+    cases.done()
 
-    error = provoke(lambda: connect_once(adapter, kind, setup, setup.cache()))
 
-    check(canaries, error, login_error(adapter, kind))
-    chain = [error.__cause__, getattr(error, "orig", None)]
+def _chain(error: BaseException) -> list[BaseException]:
+    pending: list[BaseException | None] = [error]
     seen: list[BaseException] = []
-    while chain:
-        item = chain.pop()
+    while pending:
+        item = pending.pop()
         if item is None or any(item is s for s in seen):
             continue
         seen.append(item)
-        chain += [item.__cause__, item.__context__]
-    assert any(isinstance(item, SecretDecodeError) for item in seen)
+        pending += [item.__cause__, item.__context__, getattr(item, "orig", None)]
+    return seen
 
 
 # ---------------------------------------------------- foreign errors while connecting

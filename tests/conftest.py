@@ -14,6 +14,9 @@ from moto.server import ThreadedMotoServer
 
 from secretcache._demo.mariadb import MariaDBServer, start_mariadb
 from secretcache._demo.postgres import DatabaseUnavailableError, PostgresServer, start_postgres
+from tests.hypothesis_profiles import load as load_hypothesis_profiles
+
+load_hypothesis_profiles()  # every property test, wherever it lives, runs under the chosen profile
 
 REGION = "us-east-1"
 NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})

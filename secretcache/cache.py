@@ -739,6 +739,36 @@ class Door:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} entries={len(self._entries)} ttl={self._config.ttl}>"
 
+    def peek(
+        self, secret_id: str, version_stage: str | None = None, *, version_id: str | None = None
+    ) -> SecretValue | None:
+        """The cached value if it is fresh, else ``None``: never fetches, never waits.
+
+        For code that must not block (an ``async def`` function reading through a
+        blocking cache): a fresh value is used at once, anything else goes to a thread.
+        """
+        try:
+            entry = (
+                self._current.get(secret_id)
+                if version_stage is None and version_id is None
+                else self._entries.get(
+                    (secret_id, version_stage)
+                    if version_id is None
+                    else (secret_id, version_stage, version_id)
+                )
+            )
+        except TypeError:
+            return None
+        if entry is None:
+            return None
+        value = entry.value
+        now = monotonic()
+        if value is None or not now < entry.expires_at:
+            return None
+        entry.last_used = now
+        self._engine.hits += 1
+        return value
+
     # What the readers do with a record the slow path brought. Failures are returned,
     # and the reader raises them from a frame that never held the record: an error
     # tracker renders every frame's locals, and the record holds the secret.

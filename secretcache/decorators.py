@@ -128,8 +128,13 @@ class _Read(_Step):
 
     async def run_async(self) -> Any:
         if not _is_async_cache(self.cache):
-            # A blocking cache: whether it would hit cannot be asked without blocking,
-            # so the read runs in a worker thread and the event loop keeps running.
+            # A blocking cache: a fresh cached value is used at once (``peek`` never
+            # fetches); anything else runs in a worker thread, so the loop keeps running.
+            peek = getattr(self.cache, "peek", None)
+            if self.method == "get_secret" and callable(peek):
+                fresh = peek(*self.args, **self.kwargs)
+                if fresh is not None:
+                    return self.finish(fresh)
             return await asyncio.to_thread(self.run)
         return self.finish(await getattr(self.cache, self.method)(*self.args, **self.kwargs))
 

@@ -362,3 +362,32 @@ def test_a_fetch_never_blocks_the_event_loop(sm: Any, kind: str) -> None:
         return list(await asyncio.gather(call(), meanwhile()))
 
     assert asyncio.run(story()) == ["key-1", None]
+
+
+def test_async_function_with_a_sync_cache_hits_without_a_thread(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh value is taken with ``peek`` (no fetch, no wait); only misses go to a thread."""
+    import asyncio
+
+    sm.create_secret(Name="svc/peek", SecretString="v1")
+    cache = SecretCache(sm)
+    hops: list[object] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting_to_thread(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await real_to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
+
+    @inject_secret_string("svc/peek", cache=cache)
+    async def use(key: str) -> str:
+        return key
+
+    async def main() -> list[str]:
+        return [await use() for _ in range(5)]
+
+    assert asyncio.run(main()) == ["v1"] * 5
+    assert len(hops) == 1, "only the first (cold) read needed a thread"
+    assert cache.peek("svc/peek") is not None and cache.peek("svc/none") is None

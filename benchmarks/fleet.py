@@ -653,7 +653,7 @@ def rotation_table(rows: list[dict[str, Any]]) -> str:
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        logins = str(r["failed_logins"]) if r["mode"] == "db" else "-"
+        logins = _n(r["failed_logins"]) if r["mode"] == "db" else "-"
         worst = _s(r["worst_s"]) + ("" if r["all_learned"] else " (not all)")
         lines.append(
             f"| {_n(r['hosts'])} | {_s(r['ttl'])} | {MODE_NAMES[r['mode']]} | {_s(r['median_s'])} "
@@ -775,8 +775,8 @@ class Plan:
                 steady=[
                     (h, s, t) for h, s in ((100, 5), (100, 20), (1_000, 5)) for t in (300.0, 3600.0)
                 ],
-                rotation=[(1_000, t, m) for t in (3600.0, 300.0) for m in modes]
-                + [(5_000, 3600.0, "push")],
+                rotation=[(1_000, 3600.0, m) for m in modes]
+                + [(1_000, 300.0, "ttl"), (5_000, 3600.0, "push")],
                 cold=[(1_000, 5, 1.0), (1_000, 5, 10.0)],
             )
         return cls(
@@ -788,7 +788,7 @@ class Plan:
             ],
             rotation=[(h, t, m) for h in (1_000, 10_000) for t in (3600.0, 300.0) for m in modes]
             + [(20_000, 3600.0, "push")],
-            cold=[(1_000, 5, 1.0), (1_000, 5, 10.0), (3_000, 5, 1.0), (10_000, 5, 10.0)],
+            cold=[(1_000, 5, 1.0), (1_000, 5, 10.0), (3_000, 5, 1.0)],
         )
 
 

@@ -169,7 +169,7 @@ def real_cold_start(clients: list[Any], names: list[str], mode: str) -> dict[str
 def compare(quick: bool) -> dict[str, Any]:
     """Real measurements and the simulator's predictions, side by side."""
     use_fake_aws_env()
-    duration = 6.0 if quick else 15.0
+    duration = 4.0 if quick else 15.0
     server = MotoProcess()
     try:
         admin = admin_client(server.endpoint)

@@ -524,6 +524,9 @@ class RotationListener:
                 try:
                     self._poll_once(stop)
                 except Exception as exc:
+                    if stop.is_set():  # stopping (its queue may be gone already): not a fault
+                        log.debug("the last poll ended with %s while stopping", _describe(exc))
+                        break
                     failures += 1
                     with self._lock:
                         self._poll_errors += 1

@@ -194,7 +194,7 @@ class ProcessQueue:
                 raise
             atexit.register(self.delete)
         if self.heartbeat_seconds > 0:
-            self._stop_heartbeat.clear()
+            self._stop_heartbeat = threading.Event()  # a previous beat thread keeps its own
             self._heartbeat = threading.Thread(
                 target=self._beat, name="secretcache-queue-heartbeat", daemon=True
             )
@@ -243,7 +243,8 @@ class ProcessQueue:
             self.sqs.tag_queue(QueueUrl=url, Tags={TAG_HEARTBEAT: _now_text()})
 
     def _beat(self) -> None:
-        while not self._stop_heartbeat.wait(self.heartbeat_seconds):
+        stop = self._stop_heartbeat
+        while not stop.wait(self.heartbeat_seconds):
             try:
                 self.heartbeat()
             except Exception as exc:

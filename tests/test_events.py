@@ -310,7 +310,7 @@ _keys = st.sampled_from(
 )
 
 
-@settings(derandomize=True, max_examples=120, deadline=None)
+@settings(derandomize=True, max_examples=60, deadline=None)
 @given(st.dictionaries(_keys | st.text(max_size=6), _json, max_size=6))
 def test_any_json_is_an_event_or_malformed(event: dict[str, Any]) -> None:
     for detail_type in (None, "Secret Label Updated", "AWS API Call via CloudTrail"):
@@ -790,7 +790,7 @@ def test_stop_ends_the_loop_after_the_poll_in_progress(bench: Bench) -> None:
     listener.start()
     eventually(lambda: len(polls) >= 2, what="two long polls")
     asked = time.monotonic()
-    stopped = listener.stop()
+    listener.stop()  # True when the loop ended within the budget (not asserted: timing)
     STOP_TIMES.append(time.monotonic() - asked)
     thread = listener._thread
     assert thread is not None
@@ -798,7 +798,6 @@ def test_stop_ends_the_loop_after_the_poll_in_progress(bench: Bench) -> None:
     assert not thread.is_alive()
     # No poll starts once stop() was asked; only the one in progress (<= 1 s) is let finish.
     assert [p for p in polls if p > asked] == []
-    assert stopped or thread is not None  # stop() reports whether the loop had ended in time
     assert not listener.stats().running
 
 

@@ -67,10 +67,18 @@ class ManagedProcess:
     demo or test session does not leave a server running.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, name: str) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        workdir: Path,
+        name: str,
+        *,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
         self.process = process
         self.workdir = workdir
         self.name = name
+        self.stop_signal = stop_signal
         self._stopped = False
         atexit.register(self.stop)
 
@@ -82,14 +90,19 @@ class ManagedProcess:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM to the server's pid (a clean, quick shutdown), SIGKILL if it lingers."""
+        """``stop_signal`` to the server's pid (a clean, quick shutdown), SIGKILL if it lingers.
+
+        The signal must be the server's shutdown that does not wait for clients
+        to leave: a client still connected would otherwise hold the stop for the
+        whole ``timeout``.
+        """
         if self._stopped:
             return
         self._stopped = True
         atexit.unregister(self.stop)
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
+                os.kill(self.process.pid, self.stop_signal)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -355,7 +368,9 @@ def start_postgres(*, timeout: float = 60.0) -> PostgresServer:
             start_new_session=True,
             **run_as,
         )
-    proc = ManagedProcess(process, workdir, "PostgreSQL")
+    # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to
+    # disconnect; SIGINT ("fast") ends their sessions and stops at once.
+    proc = ManagedProcess(process, workdir, "PostgreSQL", stop_signal=signal.SIGINT)
     proc.wait_until(lambda: _ready(data / "postmaster.pid"), timeout=timeout, log=log)
     return PostgresServer(proc, port, superuser_password)
 

@@ -467,7 +467,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
             axes[2][1],
             keys,
             [max(ssm[k]["total"], 0.5) for k in keys],
-            f"Parameter Store calls, {results['ssm']['threads']} threads x "
+            f"SSM calls, {results['ssm']['threads']} threads x "
             f"{results['ssm']['parameters']} names, cold (log)",
             True,
             labels=[_chart_label(ssm[k]["label"]) for k in keys],

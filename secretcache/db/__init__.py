@@ -2,9 +2,11 @@
 
 One adapter module per driver -- :mod:`secretcache.db.psycopg`,
 :mod:`secretcache.db.pymysql`, :mod:`secretcache.db.sqlalchemy` -- all sharing
-the rotation-aware login in :mod:`secretcache.db._connect`. The drivers are
-optional extras, so this package imports none of them: only the adapter module
-you import pulls its driver in.
+one rotation-aware login: the label walk (:mod:`secretcache.db._walk`, the
+decisions, no I/O), performed by the runners of :mod:`secretcache.db._connect`
+(blocking and asyncio), with errors made safe by :mod:`secretcache.db._scrub`.
+The drivers are optional extras, so this package imports none of them: only the
+adapter module you import pulls its driver in.
 """
 
 from __future__ import annotations

@@ -27,23 +27,31 @@ __all__ = ["REDACTED", "Mask", "detach", "scrubbed_copy"]
 
 REDACTED = "<redacted>"
 
+WINDOW = 8
+"""A copy in which this many consecutive characters of a password survive masking
+(a spelling nobody foresaw) loses its message altogether."""
+
 
 class Mask:
     """The passwords to hide, in every form a message might quote them."""
 
-    __slots__ = ("_bytes", "_texts")
+    __slots__ = ("_bytes", "_texts", "_windows")
 
     def __init__(self, passwords: Iterable[str]) -> None:
         texts: set[str] = set()
         raw: set[bytes] = set()
+        windows: set[str] = set()
         for password in passwords:
             if not password:
                 continue
             texts.update(_text_forms(password))
             raw.update(_byte_forms(password))
+            width = min(WINDOW, len(password))
+            windows.update(password[i : i + width] for i in range(len(password) - width + 1))
         # Longest first, so a form containing a shorter one is replaced whole.
         self._texts = sorted((t for t in texts if t), key=len, reverse=True)
         self._bytes = sorted((b for b in raw if b), key=len, reverse=True)
+        self._windows = windows
 
     def __repr__(self) -> str:
         return f"<Mask of {len(self._texts)} forms>"
@@ -64,7 +72,14 @@ class Mask:
         return value
 
     def found_in(self, text: str) -> bool:
-        return any(form in text for form in self._texts)
+        """A password in any known spelling, or any ``WINDOW`` characters of one, in ``text``."""
+        if any(form in text for form in self._texts):
+            return True
+        windows = self._windows
+        for width in {len(window) for window in windows}:
+            if any(text[i : i + width] in windows for i in range(len(text) - width + 1)):
+                return True
+        return False
 
     def value(self, value: Any) -> Any:
         """``value`` with passwords masked; anything but plain data becomes its masked text."""

@@ -510,3 +510,52 @@ def test_fingerprint_is_a_keyed_hash_with_a_key_per_process(canaries: Canaries) 
         [sys.executable, "-c", code], input=document, capture_output=True, text=True, check=True
     )
     assert other.stdout.strip() != credential.fingerprint().hex()
+
+
+@pytest.mark.parametrize(("adapter", "kind"), ADAPTERS, ids=ADAPTER_IDS)
+def test_unencodable_dbname_leaks_nothing(
+    make_db_secret: Callable[..., DbSecret], canaries: Canaries, adapter: str, kind: str
+) -> None:
+    """A field other than the password that the driver cannot encode: libpq's
+    ``UnicodeEncodeError.object`` is then the whole connection string, password included."""
+    setup = make_db_secret(kind)
+    password = canaries.new()
+    setup.db.set_password(setup.username, password)
+    put(setup, json.dumps(secret_of(setup, password=password, dbname="db\ud800")))
+    error = provoke(lambda: connect_once(adapter, kind, setup, setup.cache()))
+    check(canaries, error, BaseException)
+
+
+# ------------------------------------------------------------------- the scrubber
+
+
+class Picky(Exception):
+    """An exception whose constructor does not take its own ``args`` back."""
+
+    def __init__(self, code: int, *, detail: str) -> None:
+        super().__init__(code, detail)
+
+
+def test_scrubbed_copies_mask_every_spelling_and_drop_attachments(canaries: Canaries) -> None:
+    from secretcache.db._scrub import Mask, scrubbed_copy
+
+    password = canaries.new("euro") + "'\\"
+    mask = Mask([password])
+    originals: list[BaseException] = [
+        UnicodeEncodeError("latin-1", password, 7, 8, "ordinal not in range(256)"),
+        UnicodeEncodeError("utf-8", f"host=h password='{password}'", 0, 1, "surrogates"),
+        UnicodeDecodeError("utf-8", password.encode(), 0, 1, "invalid start byte"),
+        ValueError(f"bad conninfo: password='{password.replace(chr(39), chr(92) + chr(39))}'"),
+        ValueError(repr(password)),
+        ValueError(password.encode()),
+        ValueError(password.encode("unicode_escape").decode()),
+        FileNotFoundError(2, "No such file", f"/tmp/{password}"),
+        Picky(3, detail=f"with {password}"),
+    ]
+    for original in originals:
+        original.add_note(f"note quoting {password}")
+        clean = scrubbed_copy(original, mask)
+        assert type(clean) is type(original)
+        assert clean.__traceback__ is None and clean.__cause__ is None
+        leaks = canaries.leaks(clean)
+        assert not leaks, f"{type(original).__name__}: {leaks}"

@@ -15,6 +15,7 @@ the whole network deadline; and its threads are not replaced after ``fork()``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -78,7 +79,10 @@ class Task(Generic[T]):
             self._done.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # one waiter's failure must not leave the others asleep
+                log.debug("a waiter's wake-up failed", exc_info=True)
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (on the finishing thread) when done, or now if already done."""
@@ -87,6 +91,12 @@ class Task(Generic[T]):
                 self._callbacks.append(callback)
                 return
         callback()
+
+    def remove_done_callback(self, callback: Callable[[], None]) -> None:
+        """Forget a waiter that stopped waiting (its event loop may be gone by the end)."""
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
     def __repr__(self) -> str:
         return f"<Task done={self.done}>"
@@ -110,12 +120,18 @@ async def wait_async(task: Task[Any], timeout: float | None) -> bool:
             future.set_result(None)
 
     def wake_soon() -> None:
-        loop.call_soon_threadsafe(wake)
+        # A closed loop raises RuntimeError: nobody there is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake)
 
     task.add_done_callback(wake_soon)
-    done, _ = await asyncio.wait((future,), timeout=timeout)
-    if not done:
-        future.cancel()
+    try:
+        await asyncio.wait((future,), timeout=timeout)
+    finally:
+        # Gave up (timeout), cancelled, or woken: either way this waiter is done with it.
+        task.remove_done_callback(wake_soon)
+        if not future.done():
+            future.cancel()
     return task.done
 
 

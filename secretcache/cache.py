@@ -16,6 +16,7 @@ longer than ``max_refresh_wait``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -399,12 +400,22 @@ class Engine:
                 if entry.flight is task:
                     entry.flight = None
             raise
+        self._observe(entry, "ok", started)
+        return self._landed(entry, task, previous, value)
+
+    def _landed(
+        self,
+        entry: _Entry,
+        task: Task[SecretValue],
+        previous: SecretValue | None,
+        value: SecretValue,
+    ) -> SecretValue:
+        """Store what a fetch (single or batched) brought, end the flight, report a change."""
         with entry.lock:
             self._store_locked(entry, value)
             if entry.flight is task:
                 entry.flight = None
         log.debug("fetched secret %s: version %s", entry.target, value.version_id)
-        self._observe(entry, "ok", started)
         self._report_change(entry, previous, value)
         return value
 
@@ -541,48 +552,56 @@ class Engine:
         """
         stage = self.stage
         batch_stage, batch_limit = self.source.batch_stage, self.source.batch_limit
-        wanted: list[str] = []
-        singly: list[str] = []
+        mine: list[tuple[_Entry, Task[SecretValue]]] = []  # fetches this call owns
+        others: list[_Entry] = []  # read the ordinary way (joining any fetch in flight)
+        seen: set[str] = set()
         for secret_id in secret_ids:
             _check_id(secret_id)
-            if secret_id in wanted or secret_id in singly:
+            if secret_id in seen:
                 continue
-            entry = self.entries.get((secret_id, stage))
-            if entry is not None and monotonic() < entry.expires_at:
+            seen.add(secret_id)
+            entry = self.entry(secret_id, stage, None)
+            now = monotonic()
+            if now < entry.expires_at:
                 continue
-            if stage != batch_stage or (entry is not None and monotonic() < entry.retry_at):
-                singly.append(secret_id)  # backing off: the stale value or the remembered error
-            else:
-                wanted.append(secret_id)
-        for start in range(0, len(wanted), batch_limit):
-            chunk = wanted[start : start + batch_limit]
-            self._store_batch(chunk, singly)
+            if stage != batch_stage or now < entry.retry_at:
+                others.append(entry)  # backing off: the stale value or the remembered error
+                continue
+            with entry.lock:
+                if entry.flight is None and not monotonic() < entry.expires_at:
+                    # The batch's fetch of this entry is an ordinary flight: readers and
+                    # other prefetches arriving meanwhile join it instead of asking again.
+                    self._count("_misses" if entry.value is None else "_refreshes")
+                    mine.append((entry, self._start_locked(entry, inline=True)))
+                    continue
+            others.append(entry)
+        for start in range(0, len(mine), batch_limit):
+            self._fetch_batch(mine[start : start + batch_limit])
         first_error: SecretCacheError | None = None
-        for secret_id in singly:
-            outcome = self.read_blocking(self.entry(secret_id, stage, None))
+        for _entry, task in mine:
+            _, error = task.outcome()
+            if isinstance(error, SecretCacheError) and first_error is None:
+                first_error = error.copy()
+        for entry in others:
+            outcome = self.read_blocking(entry)
             if isinstance(outcome, SecretCacheError) and first_error is None:
                 first_error = outcome
             del outcome
+        del mine, others
         if first_error is not None:
             raise first_error
 
-    def _store_batch(self, chunk: list[str], missing: list[str]) -> None:
-        """One batch call; ids it could not serve go to ``missing``."""
-        found = self.source.batch_get(chunk) if len(chunk) > 1 else {}
-        for secret_id in chunk:
-            value = found.get(secret_id)
-            if value is None:
-                missing.append(secret_id)
-            else:
-                self._store_prefetched(secret_id, value)
-
-    def _store_prefetched(self, secret_id: str, value: SecretValue) -> None:
-        entry = self.entry(secret_id, self.source.batch_stage, None)
-        with entry.lock:
+    def _fetch_batch(self, chunk: list[tuple[_Entry, Task[SecretValue]]]) -> None:
+        """One batch call for the chunk's flights; what it could not serve is fetched singly."""
+        ids = [entry.secret_id for entry, _ in chunk]
+        found = self.source.batch_get(ids) if len(chunk) > 1 else {}
+        for entry, task in chunk:
+            value = found.get(entry.secret_id)
             previous = entry.value
-            entry.attempted_at = monotonic()
-            self._store_locked(entry, value)
-        self._report_change(entry, previous, value)
+            if value is None:
+                task.run(functools.partial(self._fetch, entry, task))
+            else:
+                task.run(functools.partial(self._landed, entry, task, previous, value))
 
     # --------------------------------------------------------------- counters
 

@@ -273,3 +273,42 @@ def test_a_hundred_awaiters_of_a_missing_entry_make_one_call(client: Any) -> Non
     outcomes = asyncio.run(main())
     assert all(isinstance(o, SecretNotFoundError) for o in outcomes)
     assert log.count("GetSecretValue") == 1
+
+
+def test_a_waiter_in_a_later_loop_is_woken_after_an_earlier_loop_closed(
+    moto_server: MotoServer,
+) -> None:
+    """``asyncio.run`` per request (or per Lambda invocation): loops come and go.
+
+    A reader that stopped waiting (stale value after max_refresh_wait) left its loop,
+    and that loop closed, while the refresh was still in flight. A waiter in a new
+    loop joining the same refresh must still be woken when it ends.
+    """
+    from tests.reliability.faults import TcpProxy
+
+    setup = moto_server.client()
+    setup.create_secret(Name="loops/key", SecretString="v1")
+    port = int(moto_server.endpoint.rsplit(":", 1)[1])
+    proxy = TcpProxy(port)
+    try:
+        cache = AsyncSecretCache(
+            boto3_client_at(proxy.endpoint), config=CacheConfig(ttl=0.3, jitter=0.0)
+        )
+        assert asyncio.run(cache.get_secret_string("loops/key")) == "v1"
+        time.sleep(0.35)
+        proxy.silence()
+        assert asyncio.run(cache.get_secret_string("loops/key")) == "v1"  # stale; loop closes
+
+        async def forced() -> str:
+            task = asyncio.ensure_future(cache.refresh("loops/key"))
+            await asyncio.sleep(0.2)
+            proxy.down()  # the refresh in flight now ends (a read timeout at the latest)
+            try:
+                await asyncio.wait_for(task, 15)
+            except SecretUnavailableError:
+                return "woken with the error"
+            return "woken with a value"
+
+        assert asyncio.run(forced()).startswith("woken")
+    finally:
+        proxy.close()

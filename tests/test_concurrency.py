@@ -156,3 +156,23 @@ def test_refresh_is_rate_limited_and_never_sleeps(
     monkeypatch.setattr(cache_module, "monotonic", lambda: now + 6)
     assert cache.refresh("shared").secret_string == "v2"
     assert log.count("GetSecretValue") == 1
+
+
+def test_concurrent_prefetches_share_their_batches(moto_server: MotoServer) -> None:
+    """32 threads prefetching the same 50 secrets: the batches are fetched once, not 32 times.
+
+    Each batched fetch is an ordinary flight of its entry, so a second prefetch (or a
+    reader) arriving while it is in flight joins it instead of asking again.
+    """
+    client = moto_server.client()
+    names = [f"prefetch/{i:02d}" for i in range(50)]
+    for name in names:
+        client.create_secret(Name=name, SecretString=f"value of {name}")
+    log = CallLog(client)
+    FaultInjector(client, "BatchGetSecretValue").before_each(lambda: time.sleep(0.2))
+    cache = SecretCache(client)
+    run_together(32, lambda: cache.prefetch(*names))
+    calls = log.by_operation()
+    assert calls["BatchGetSecretValue"] == 3, calls  # 20 + 20 + 10
+    assert calls["GetSecretValue"] <= 2, calls  # only an id left over between chunks
+    assert [cache.get_secret_string(n) for n in names] == [f"value of {n}" for n in names]

@@ -52,9 +52,11 @@ test: lint typecheck docs pytest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks --quick
+	$(PY) -m benchmarks.fleet --quick
 
 bench-full: $(STAMP)
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.fleet
 
 clean:
 	rm -rf $(VENV) build .pytest-rc .mypy_cache .ruff_cache .pytest_cache

@@ -67,9 +67,6 @@ class Driver(ABC, Generic[C]):
     dbname_key = "dbname"
     dbname_aliases: tuple[str, ...] = ()
 
-    error_types: tuple[type[BaseException], ...] = ()
-    """The driver's own exception classes (every other exception is scrubbed too)."""
-
     connection_types: tuple[type[Any], ...] = ()
     """Connection classes to close if an error strands one (it logged in, then failed)."""
 

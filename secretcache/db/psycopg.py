@@ -44,7 +44,6 @@ class PsycopgDriver(Driver["psycopg.Connection[Any]"]):
     """psycopg's part of the rotation-aware connect."""
 
     name = "psycopg"
-    error_types = (psycopg.Error,)
     connection_types = (psycopg.Connection,)
 
     def __init__(self, connect: Callable[..., Any] | None = None) -> None:

@@ -41,7 +41,6 @@ class PyMySQLDriver(Driver[Any]):
     name = "pymysql"
     dbname_key = "database"
     dbname_aliases = ("db", "dbname")
-    error_types = (pymysql.err.MySQLError,)
     connection_types = (pymysql.connections.Connection,)
 
     def __init__(self, connect: Callable[..., Any] | None = None) -> None:

@@ -20,6 +20,7 @@ import logging
 import pickle
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -446,11 +447,22 @@ def test_missing_tls_file_leaks_nothing(
 
 
 def _sessions_of(setup: DbSecret) -> int:
-    with setup.db.server.admin_connect() as admin:  # type: ignore[union-attr]
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (setup.username,)
-        ).fetchone()
-    return int(row[0])
+    """Sessions of the test user, once those that are closing have gone (bounded wait).
+
+    A backend leaves ``pg_stat_activity`` a moment after its client closed; a
+    connection left open stays for as long as the error is held, so waiting up to
+    a generous bound tells the two apart without timing anything.
+    """
+    deadline = time.monotonic() + 20
+    while True:
+        with setup.db.server.admin_connect() as admin:  # type: ignore[union-attr]
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (setup.username,)
+            ).fetchone()
+        count = int(row[0])
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("adapter", ["psycopg", "sqlalchemy"])

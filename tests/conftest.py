@@ -23,6 +23,21 @@ NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard
 
 
 @pytest.fixture(autouse=True)
+def _moto_iam_off_between_tests() -> Iterator[None]:
+    """moto's IAM simulation is one process-wide switch: each test starts and ends with it off.
+
+    (``enable_iam_authentication`` restores what it found; a listener thread still
+    polling when one test's block ends must not leave the next test authenticated.)
+    """
+    from moto import settings as moto_settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    yield
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    ActionAuthenticatorMixin.request_count = 0
+
+
+@pytest.fixture(autouse=True)
 def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may ever reach real AWS: fake credentials, a fixed region, no profile."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -22,11 +22,13 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.core.authorization import enable_iam_authentication
 
 import secretcache.cli as cli
 from secretcache.testing import FakeSecretsManager
 
 REGION = "us-east-1"
+CONTAINERS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "containers.md"
 CANARY_KEY = f"CANARY-{uuid.uuid4()}-é€😀"
 CANARY_PASSWORD = f"CANARY-{uuid.uuid4()}-пароль-密码"
 CANARY_SSM = f"CANARY-{uuid.uuid4()}-ssm-ü"
@@ -116,8 +118,11 @@ def marker_command(path: Path) -> list[str]:
 
 
 def test_the_command_gets_every_variable(stocked: Any, moto_server: Any) -> None:
+    arn = stocked.describe_secret(SecretId="prod/db")["ARN"]
     specs = [
         "API_KEY=prod/api-key",
+        f"BY_ARN={arn}#password",
+        "REFERENCE=ssm:/aws/reference/secretsmanager/prod/api-key",
         "DB_PASSWORD=prod/db#password",
         "DB_USER=prod/db#username",
         "DB_PORT=prod/db#port",
@@ -136,6 +141,8 @@ def test_the_command_gets_every_variable(stocked: Any, moto_server: Any) -> None
     got = json.loads(result.stdout)
     expected = {
         "API_KEY": CANARY_KEY,
+        "BY_ARN": CANARY_PASSWORD,
+        "REFERENCE": CANARY_KEY,
         "DB_PASSWORD": CANARY_PASSWORD,
         "DB_USER": "app",
         "DB_PORT": "5432",
@@ -523,3 +530,123 @@ def test_help_says_values_do_not_rotate() -> None:
     text = " ".join(result.stdout.split())
     assert "Environment variables do not rotate" in text
     assert "BatchGetSecretValue" in text and "127 COMMAND not found" in text
+
+
+# ------------------------------------------------- the documented IAM policy, enforced
+
+
+def documented_policy() -> dict[str, Any]:
+    text = CONTAINERS_PAGE.read_text()
+    body = text.split("<!-- exec-iam-policy -->", 1)[1].split("```json\n", 1)[1].split("```")[0]
+    policy: dict[str, Any] = json.loads(body)
+    return policy
+
+
+def moto_checkable(policy: dict[str, Any], *, drop: tuple[str, ...] = ()) -> str:
+    """Resources widened to ``*``, conditions dropped (moto checks actions), ``drop`` left out."""
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        actions = [a for a in ([actions] if isinstance(actions, str) else actions) if a not in drop]
+        if actions:
+            statement = {**statement, "Action": actions, "Resource": "*"}
+            statement.pop("Condition", None)
+            statements.append(statement)
+    return json.dumps({**policy, "Statement": statements})
+
+
+def act_as_user_with(policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    name = f"exec-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="exec", PolicyDocument=policy)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+
+
+@pytest.fixture
+def stocked_in_process(aws: None) -> None:
+    admin = boto3.client("secretsmanager", region_name=REGION)
+    admin.create_secret(Name="prod/api-key", SecretString=CANARY_KEY)
+    admin.create_secret(Name="prod/db", SecretString=json.dumps(DB))
+    key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/app/db/password", Value=CANARY_SSM, Type="SecureString", KeyId=key_id)
+    ssm.put_parameter(Name="/app/db/host", Value="db.internal", Type="String")
+
+
+EXEC_ALL = [
+    "exec",
+    *("--env", "API_KEY=prod/api-key", "--env", "DB_PASSWORD=prod/db#password"),
+    *("--env", "SSM_PASSWORD=ssm:/app/db/password", "--env", "DB_HOST=ssm:/app/db/host"),
+    *("--", "true"),
+]
+
+
+def test_the_documented_policy_is_enough(
+    stocked_in_process: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_exec: None,
+) -> None:
+    act_as_user_with(moto_checkable(documented_policy()), monkeypatch)
+    calls = count_calls(monkeypatch)
+    with enable_iam_authentication():
+        outcome = run_in_process(EXEC_ALL, capsys)
+    assert isinstance(outcome, Replaced), capsys.readouterr().err
+    assert calls == {"BatchGetSecretValue": 1, "GetParameters": 1}
+    expected = {"API_KEY": CANARY_KEY, "DB_PASSWORD": CANARY_PASSWORD, "SSM_PASSWORD": CANARY_SSM}
+    got = {name: sha(outcome.env[name]) for name in expected}
+    assert got == {name: sha(value) for name, value in expected.items()}
+
+
+@pytest.mark.parametrize(
+    ("drop", "expected_calls"),
+    [
+        (
+            "secretsmanager:BatchGetSecretValue",
+            {"BatchGetSecretValue": 1, "GetSecretValue": 2, "GetParameters": 1},
+        ),
+        ("ssm:GetParameters", {"BatchGetSecretValue": 1, "GetParameters": 1, "GetParameter": 2}),
+    ],
+)
+def test_without_a_batch_permission_each_entry_is_read_alone(
+    drop: str,
+    expected_calls: dict[str, int],
+    stocked_in_process: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_exec: None,
+) -> None:
+    act_as_user_with(moto_checkable(documented_policy(), drop=(drop,)), monkeypatch)
+    calls = count_calls(monkeypatch)
+    with enable_iam_authentication():
+        outcome = run_in_process(EXEC_ALL, capsys)
+    assert isinstance(outcome, Replaced), capsys.readouterr().err
+    assert calls == expected_calls
+
+
+@pytest.mark.parametrize(
+    ("drop", "denied"),
+    [
+        (("secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"), "API_KEY"),
+        (("ssm:GetParameter", "ssm:GetParameters"), "SSM_PASSWORD"),
+    ],
+)
+def test_without_a_read_permission_nothing_starts(
+    drop: tuple[str, ...],
+    denied: str,
+    stocked_in_process: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_exec: None,
+) -> None:
+    act_as_user_with(moto_checkable(documented_policy(), drop=drop), monkeypatch)
+    with enable_iam_authentication():
+        outcome = run_in_process(EXEC_ALL, capsys)
+    captured = capsys.readouterr()
+    assert not leaks(captured.out, captured.err), "a value reached the output"
+    assert outcome == cli.EXIT_DENIED
+    assert f"exec: {denied}: " in captured.err and "Traceback" not in captured.err

@@ -148,7 +148,7 @@ def test_help_in_a_subprocess() -> None:
         check=False,
     )
     assert result.returncode == 0
-    for word in ("get", "demo", "examples", "exit status"):
+    for word in ("get", "exec", "demo", "examples", "exit status"):
         assert word in result.stdout
     result = subprocess.run(
         [sys.executable, "-m", "secretcache", "get", "--help"],

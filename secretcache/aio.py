@@ -17,6 +17,7 @@ measurement is in docs/design.md.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,7 @@ from .config import CacheConfig
 from .errors import SecretCacheError
 from .value import UNPARSED, SecretValue
 
-__all__ = ["AsyncSecretCache"]
+__all__ = ["AsyncSecretCache", "default_async_cache"]
 
 
 async def settle_async(engine: Engine, plan: _cache.Plan) -> SecretValue:
@@ -237,3 +238,23 @@ class AsyncSecretCache(Door):
             raise error.copy() from error.__cause__
         if error is not None:
             raise error
+
+
+_default_async: AsyncSecretCache | None = None
+_default_async_lock = threading.Lock()
+
+
+def default_async_cache() -> AsyncSecretCache:
+    """The process-wide ``AsyncSecretCache``: what async adapters use when given no cache.
+
+    Configured like :func:`secretcache.default_cache` (the ``SECRETCACHE_*``
+    environment, read on first use).
+    """
+    global _default_async
+    cache = _default_async
+    if cache is None:
+        with _default_async_lock:
+            cache = _default_async
+            if cache is None:
+                cache = _default_async = AsyncSecretCache(config=_cache.config_from_environment())
+    return cache

@@ -16,10 +16,12 @@ frame that holds no password, no credential and no secret value.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from ..cache import SecretCache, default_cache
 from ..value import SecretValue
@@ -42,8 +44,10 @@ from ._walk import (
 
 __all__ = [
     "REDACTED",
+    "AnyCache",
     "Credential",
     "Driver",
+    "async_cache_for",
     "rotating_connect",
     "rotating_connect_async",
     "run_async",
@@ -54,6 +58,9 @@ C = TypeVar("C")
 
 if TYPE_CHECKING:
     from ..aio import AsyncSecretCache
+
+AnyCache: TypeAlias = "SecretCache | AsyncSecretCache"
+"""What the asyncio adapters accept as ``cache=``."""
 
 _CREDENTIAL_FIELDS = frozenset({"user", "username", "password", "passwd", "password1"})
 
@@ -120,30 +127,60 @@ class Driver(ABC, Generic[C]):
         """
         return scrubbed_copy(exc, Mask(passwords))
 
-    def refused(self, exc: BaseException, password: str) -> Refused:
-        """What the walk is told about a failed connect: a scrubbed copy and its kind."""
+    def refused(
+        self,
+        exc: BaseException,
+        password: str,
+        closing: list[Awaitable[Any]] | None = None,
+    ) -> Refused:
+        """What the walk is told about a failed connect: a scrubbed copy and its kind.
+
+        Closes that must be awaited (asyncio connections a failure stranded) are
+        appended to ``closing``; the asyncio runner awaits them once the original
+        error is gone from its frame.
+        """
         rejected = False
         try:
             rejected = self.is_auth_failure(exc)
             clean = self.sanitize(exc, [password])
         except Exception:  # pragma: no cover - a scrubber bug must not leak the original
             clean = RuntimeError(f"connecting failed with {type(exc).__name__} (details withheld)")
-        self.close_stranded(exc)
+        pending = self.close_stranded(exc)
+        if closing is not None:
+            closing.extend(pending)
+        else:  # pragma: no cover - a blocking runner never strands an asyncio connection
+            for item in pending:
+                if inspect.iscoroutine(item):
+                    item.close()
         return Refused(clean, rejected)
 
-    def close_stranded(self, exc: BaseException) -> None:
+    def close_stranded(self, exc: BaseException) -> list[Awaitable[Any]]:
         """Close connections that a failure left open inside the driver's frames.
 
         psycopg, for one, logs in and then applies ``context=``/``cursor_factory=``;
         if that fails, the open connection is only reachable from the traceback.
+        Returns the closes still to be awaited (an asyncio connection's ``close``).
         """
+        pending: list[Awaitable[Any]] = []
         if not self.connection_types:
-            return
+            return pending
+        seen: set[int] = set()
         for frame in frames(exc.__traceback__):
             for value in list(frame.f_locals.values()):
-                if isinstance(value, self.connection_types):
-                    with contextlib.suppress(Exception):
-                        value.close()
+                if isinstance(value, self.connection_types) and id(value) not in seen:
+                    seen.add(id(value))
+                    try:
+                        closing = self.close_connection(value)
+                    except Exception:
+                        continue
+                    if closing is not None and inspect.isawaitable(closing):
+                        pending.append(closing)
+        return pending
+
+    def close_connection(self, connection: Any) -> Awaitable[Any] | None:
+        """Close one stranded connection; an awaitable if closing it must be awaited."""
+        result: Awaitable[Any] | None = connection.close()
+        return result
 
 
 # ------------------------------------------------------------------ the runner
@@ -246,11 +283,17 @@ async def rotating_connect_async(
     driver: Driver[C],
     secret_id: str,
     *,
-    cache: AsyncSecretCache,
+    cache: AnyCache,
     args: Sequence[Any] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> C:
-    """:func:`rotating_connect` for asyncio: the same walk, awaited; never blocks the loop."""
+    """:func:`rotating_connect` for asyncio: the same walk, awaited; never blocks the loop.
+
+    ``cache`` is an ``AsyncSecretCache``, or a ``SecretCache`` whose misses and
+    refreshes are then run in a worker thread (its fresh hits are taken at once).
+    Cancelled, it raises ``CancelledError`` -- a fresh one, from this frame --
+    once the walk is over and any connection the driver had opened is closed.
+    """
     given = dict(overrides or {})
     driver.check_overrides(given)
     result = await run_async(driver, cache, secret_id, args, given)
@@ -262,9 +305,17 @@ async def rotating_connect_async(
     raise error
 
 
+class _Interrupted(Exception):
+    """Internal: a connect was cancelled (or interrupted); carries a clean copy to raise."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
 async def run_async(
     driver: Driver[C],
-    cache: AsyncSecretCache,
+    cache: AnyCache,
     secret_id: str,
     args: Sequence[Any],
     overrides: Mapping[str, Any],
@@ -274,6 +325,11 @@ async def run_async(
     It shares the per-secret state of :func:`run_blocking` (one walk at a time,
     what worked) for connects through the same cache object; waiting for another
     connect's walk awaits a future, so the loop keeps running.
+
+    A cancellation (or ``KeyboardInterrupt``/``SystemExit``) is not an outcome
+    the walk reasons about: the walk is closed (so a walk it owned is handed
+    on), and the result is a fresh exception of the same class, with no chain
+    and no notes, which the caller raises.
     """
     walk = Walk(
         secret_id,
@@ -281,6 +337,7 @@ async def run_async(
         min_refresh_interval=cache.config.min_refresh_interval,
     )
     steps = walk.steps()
+    interrupted: BaseException | None = None
     try:
         request: Request = next(steps)
         while True:
@@ -299,35 +356,76 @@ async def run_async(
     except StopIteration as done:
         result: WalkResult = done.value
         return result
-    except BaseException as exc:  # cancelled, or a bug: nothing secret may escape
+    except _Interrupted as stop:
+        interrupted = stop.error
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
+        interrupted = detach(scrubbed_copy(exc, Mask(())))
+    except BaseException as exc:  # a bug: still nothing secret may escape
         return Failed(detach(scrubbed_copy(exc, Mask(()))))
     finally:
         steps.close()
+    return Failed(interrupted)
+
+
+def _interrupted(exc: BaseException) -> _Interrupted | None:
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+        return _Interrupted(detach(scrubbed_copy(exc, Mask(()))))
+    return None
 
 
 async def _open_async(
     driver: Driver[C], args: Sequence[Any], overrides: Mapping[str, Any], request: Connect
 ) -> Opened[C] | Refused:
+    """One login, awaited. The original error is dropped before anything else is awaited.
+
+    A connection the failure stranded is closed (its ``close`` awaited) before the
+    outcome -- or the cancellation -- goes on.
+    """
     password = request.credential.password
+    closing: list[Awaitable[Any]] = []
     try:
         return Opened(await driver.open_async(args, driver.params(request.credential, overrides)))
     except BaseException as exc:
-        return driver.refused(exc, password)
+        outcome = driver.refused(exc, password, closing)
+        stop = _interrupted(exc)
+    del password, request
+    for pending in closing:
+        with contextlib.suppress(Exception):
+            await pending
+    del closing
+    if stop is not None:
+        raise stop
+    return outcome
 
 
-async def _get_async(
-    cache: AsyncSecretCache, secret_id: str, stage: str
-) -> SecretValue | BaseException:
+async def _get_async(cache: AnyCache, secret_id: str, stage: str) -> SecretValue | BaseException:
     try:
+        if isinstance(cache, SecretCache):
+            value = cache.peek(secret_id, stage)
+            if value is not None:
+                return value
+            return await asyncio.to_thread(cache.get_secret, secret_id, stage)
         return await cache.get_secret(secret_id, stage)
     except BaseException as exc:
+        stop = _interrupted(exc)
+        if stop is not None:
+            raise stop from None
         return detach(exc)
 
 
 async def _read_async(
-    cache: AsyncSecretCache, secret_id: str, request: Read
+    cache: AnyCache, secret_id: str, request: Read
 ) -> SecretValue | BaseException:
     try:
+        if isinstance(cache, SecretCache):
+            return await asyncio.to_thread(
+                cache.force_refresh,
+                secret_id,
+                request.stage,
+                min_interval=request.min_interval,
+                unless_newer_than=request.unless_newer_than,
+                fetched_since=request.fetched_since,
+            )
         return await cache.force_refresh(
             secret_id,
             request.stage,
@@ -336,7 +434,25 @@ async def _read_async(
             fetched_since=request.fetched_since,
         )
     except BaseException as exc:
+        stop = _interrupted(exc)
+        if stop is not None:
+            raise stop from None
         return detach(exc)
+
+
+def async_cache_for(cache: AnyCache | None) -> AnyCache:
+    """``cache``, or the process-wide ``AsyncSecretCache`` for ``None``."""
+    if cache is None:
+        from ..aio import default_async_cache
+
+        return default_async_cache()
+    from ..aio import AsyncSecretCache
+
+    if not isinstance(cache, SecretCache | AsyncSecretCache):
+        raise TypeError(
+            f"cache must be an AsyncSecretCache or a SecretCache, not {type(cache).__name__}"
+        )
+    return cache
 
 
 # ------------------------------------------------------------ blocking requests

@@ -14,7 +14,7 @@ keyword, never spliced into a conninfo string.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -40,18 +40,28 @@ def is_auth_failure(exc: BaseException) -> bool:
     return _AUTH_MESSAGE.search(str(exc)) is not None
 
 
-class PsycopgDriver(Driver["psycopg.Connection[Any]"]):
-    """psycopg's part of the rotation-aware connect."""
+class PsycopgDriver(Driver[Any]):
+    """psycopg's part of the rotation-aware connect: ``Connection`` and ``AsyncConnection``."""
 
     name = "psycopg"
-    connection_types = (psycopg.Connection,)
+    connection_types = (psycopg.Connection, psycopg.AsyncConnection)
 
-    def __init__(self, connect: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        connect: Callable[..., Any] | None = None,
+        *,
+        async_connect: Callable[..., Awaitable[Any]] | None = None,
+    ) -> None:
         self._connect = connect if connect is not None else psycopg.connect
+        self._async_connect = (
+            async_connect if async_connect is not None else psycopg.AsyncConnection.connect
+        )
 
-    def open(self, args: Sequence[Any], params: dict[str, Any]) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] = self._connect(*args, **params)
-        return conn
+    def open(self, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        return self._connect(*args, **params)
+
+    async def open_async(self, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        return await self._async_connect(*args, **params)
 
     def is_auth_failure(self, exc: BaseException) -> bool:
         return is_auth_failure(exc)

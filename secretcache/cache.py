@@ -571,7 +571,7 @@ class Engine:
                 if entry.flight is None and not monotonic() < entry.expires_at:
                     # The batch's fetch of this entry is an ordinary flight: readers and
                     # other prefetches arriving meanwhile join it instead of asking again.
-                    self._count("_misses" if entry.value is None else "_refreshes")
+                    # (Warming is not a read: it counts as neither a miss nor a refresh.)
                     mine.append((entry, self._start_locked(entry, inline=True)))
                     continue
             others.append(entry)

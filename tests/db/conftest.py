@@ -9,6 +9,7 @@ test` installs both servers, so a skip would only hide a broken setup.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from secretcache import CacheConfig, SecretCache
+from secretcache import AsyncSecretCache, CacheConfig, SecretCache
 from secretcache._demo.mariadb import MariaDBServer
 from secretcache._demo.postgres import PostgresServer
 from secretcache._demo.rotation import Rotator, Strategy, new_password
@@ -98,6 +99,32 @@ class DbSecret:
         cache = SecretCache(client=self.moto.client(), config=CacheConfig(**config))
         self.caches.append(cache)
         return cache
+
+    def async_cache(self, **config: Any) -> AsyncSecretCache:
+        """:meth:`cache` for the asyncio adapters."""
+        return AsyncSecretCache(client=self.moto.client(), config=CacheConfig(**config))
+
+    def sessions(self, *, settle: float = 20.0) -> int:
+        """Open sessions of this secret's users, once closing ones have gone (PostgreSQL).
+
+        A backend leaves ``pg_stat_activity`` a moment after its client closed; a
+        connection left open stays. Waiting up to ``settle`` seconds for the
+        count to reach 0 tells the two apart without timing anything.
+        """
+        server = self.db.server
+        if not isinstance(server, PostgresServer):
+            raise TypeError("sessions() reads pg_stat_activity: PostgreSQL only")
+        deadline = time.monotonic() + settle
+        users = [self.username, self.username + "_clone"]
+        while True:
+            with server.admin_connect() as admin:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY(%s)", (users,)
+                ).fetchone()
+            count = int(row[0]) if row is not None else 0
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.1)
 
     def rotator(self, strategy: Strategy, *, pause: float = 0.0, **kwargs: Any) -> Rotator:
         return Rotator(

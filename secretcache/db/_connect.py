@@ -283,20 +283,21 @@ async def rotating_connect_async(
     driver: Driver[C],
     secret_id: str,
     *,
-    cache: AnyCache,
+    cache: AnyCache | None = None,
     args: Sequence[Any] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> C:
     """:func:`rotating_connect` for asyncio: the same walk, awaited; never blocks the loop.
 
-    ``cache`` is an ``AsyncSecretCache``, or a ``SecretCache`` whose misses and
-    refreshes are then run in a worker thread (its fresh hits are taken at once).
+    ``cache`` is an ``AsyncSecretCache`` (``None``: the process-wide one), or a
+    ``SecretCache`` whose misses and refreshes are then run in a worker thread
+    (its fresh hits are taken at once).
     Cancelled, it raises ``CancelledError`` -- a fresh one, from this frame --
     once the walk is over and any connection the driver had opened is closed.
     """
     given = dict(overrides or {})
     driver.check_overrides(given)
-    result = await run_async(driver, cache, secret_id, args, given)
+    result = await run_async(driver, async_cache_for(cache), secret_id, args, given)
     if isinstance(result, Connected):
         connection: C = result.connection
         return connection

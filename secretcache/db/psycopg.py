@@ -22,6 +22,7 @@ extra (``secretcache[psycopg-pool]``), imported only by the pool functions.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -217,10 +218,8 @@ def _pool_kwargs(secret_id: str, pool_kwargs: dict[str, Any]) -> None:
     if isinstance(conninfo, str) and conninfo:
         # Checked by key, never quoting the conninfo: it may hold a password.
         keys: set[str] | None = None
-        try:
+        with contextlib.suppress(psycopg.ProgrammingError):
             keys = set(psycopg.conninfo.conninfo_to_dict(conninfo))
-        except psycopg.ProgrammingError:
-            pass
         if keys is None:  # raised outside the handler: no chain quoting the conninfo
             raise ValueError("the conninfo could not be parsed")
         if keys & {"user", "password"}:

@@ -304,6 +304,32 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 @pytest.mark.parametrize("adapter", ["asyncpg", "psycopg"])
+def test_a_timeout_around_a_connect_raises_timeout_error(
+    make_db_secret: Callable[..., DbSecret], postgres: PostgresServer, adapter: str
+) -> None:
+    """``asyncio.timeout`` tells its own cancellation by the class: still a CancelledError."""
+    with slow_proxy(postgres.host, postgres.port, delay=(1.0, 1.0)) as proxy:
+        setup = make_db_secret("postgres", extra={"host": proxy.host, "port": proxy.port})
+        password = _current_document(setup)["password"]
+
+        async def scenario() -> BaseException:
+            cache = setup.async_cache()
+            await cache.get_secret(setup.secret_id)  # cached: the deadline falls in the handshake
+            try:
+                async with asyncio.timeout(0.5):
+                    await _close(await _connect(adapter, setup, cache))
+            except BaseException as exc:
+                return exc
+            raise AssertionError("the connect beat a 1 s handshake with a 0.5 s deadline")
+
+        error = asyncio.run(scenario())
+    assert isinstance(error, TimeoutError), type(error).__name__
+    leaks = find_leaks(error, [password])
+    assert not leaks, f"the password is reachable from the TimeoutError: {leaks}"
+    assert setup.sessions() == 0, "the timed-out connect left a session open"
+
+
+@pytest.mark.parametrize("adapter", ["asyncpg", "psycopg"])
 def test_cancelling_a_connect_mid_handshake_raises_cancelled_and_leaves_nothing_open(
     make_db_secret: Callable[..., DbSecret], postgres: PostgresServer, adapter: str
 ) -> None:

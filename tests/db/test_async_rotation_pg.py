@@ -481,3 +481,48 @@ def test_pools_do_not_open_themselves() -> None:
             return bool(pool.closed)
 
         assert asyncio.run(make())
+
+
+def test_asyncpg_counts_sqlstate_class_28_as_a_rejected_login_and_nothing_else() -> None:
+    assert sc_asyncpg.is_auth_failure(asyncpg.InvalidPasswordError("x"))
+    assert sc_asyncpg.is_auth_failure(asyncpg.InvalidAuthorizationSpecificationError("x"))
+    assert not sc_asyncpg.is_auth_failure(asyncpg.InvalidCatalogNameError("x"))
+    assert not sc_asyncpg.is_auth_failure(ConnectionRefusedError(111, "refused"))
+    assert not sc_asyncpg.is_auth_failure(TimeoutError())
+
+
+def test_failures_that_are_not_a_rejected_login_are_raised_at_once(
+    make_db_secret: Callable[..., DbSecret],
+) -> None:
+    """An unknown database, a closed port: the driver's error, no label re-read."""
+    setup = make_db_secret("postgres")
+
+    async def scenario() -> list[tuple[str, int]]:
+        seen = []
+        for adapter, options in (
+            ("asyncpg", {"database": "no_such_db"}),
+            ("asyncpg", {"port": 1}),
+            ("psycopg", {"dbname": "no_such_db"}),
+            ("psycopg", {"port": 1}),
+        ):
+            cache = setup.async_cache()
+            try:
+                if adapter == "asyncpg":
+                    await sc_asyncpg.connect(setup.secret_id, cache=cache, timeout=5, **options)
+                else:
+                    await sc_psycopg.connect_async(
+                        setup.secret_id, cache=cache, connect_timeout=5, **options
+                    )
+            except Exception as exc:
+                seen.append((type(exc).__name__, cache.stats().api_calls))
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert [calls for _, calls in seen] == [1, 1, 1, 1], seen
+    assert seen[0][0] == "InvalidCatalogNameError" and seen[1][0] in {
+        "ConnectionRefusedError",
+        "OSError",
+    }, seen
+    assert seen[2][0] == seen[3][0] == "OperationalError", seen
+    with pytest.raises(TypeError, match="connect="):
+        asyncio.run(sc_asyncpg.create_pool("s", cache=AsyncSecretCache(), connect=object()))

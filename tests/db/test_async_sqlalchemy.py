@@ -270,6 +270,44 @@ def test_window_connects_share_one_walk(
     rotator.finish_secret()
 
 
+@pytest.mark.parametrize("driver", list(DIALECTS))
+def test_a_server_that_is_not_there_is_raised_at_once_without_a_refresh(
+    make_db_secret: Callable[..., DbSecret], driver: str
+) -> None:
+    """Not a rejected login: SQLAlchemy's error for it, after the one read of AWSCURRENT."""
+    kind, url = DIALECTS[driver]
+    setup = make_db_secret(kind)
+    closed = _closed_port()
+
+    async def scenario() -> tuple[BaseException, int]:
+        cache = setup.async_cache()
+        engine = sc_sqlalchemy.create_async_engine(
+            setup.secret_id, f"{url}127.0.0.1:{closed}", cache=cache, connect_args=TIMEOUTS[driver]
+        )
+        try:
+            with pytest.raises(Exception) as caught:
+                await select_one(engine)()
+        finally:
+            await engine.dispose()
+        return caught.value, cache.stats().api_calls
+
+    error, calls = asyncio.run(scenario())
+    assert calls == 1  # AWSCURRENT, read once, not refreshed
+    if driver == "asyncpg":  # asyncpg raises the OS error itself; SQLAlchemy passes it on
+        assert isinstance(error, OSError), type(error).__name__
+    else:
+        assert isinstance(error, sqlalchemy.exc.OperationalError), type(error).__name__
+        assert not _is_auth_failure(driver, error)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_default_cache_is_looked_up_at_the_first_connect_and_a_blocking_one_is_accepted(
     make_db_secret: Callable[..., DbSecret], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -102,8 +102,15 @@ class Driver(ABC, Generic[C]):
                 )
 
     def params(self, credential: Credential, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """Connect keywords: the secret's location, the caller's overrides on top."""
+        """Connect keywords: the secret's location, the caller's overrides on top.
+
+        ``dbname=`` (the secret's spelling) is accepted for a driver whose keyword
+        is another one (``database`` for PyMySQL and asyncpg).
+        """
         self.check_overrides(overrides)
+        if self.dbname_key != "dbname" and "dbname" in overrides:
+            overrides = dict(overrides)
+            overrides[self.dbname_key] = overrides.pop("dbname")
         params: dict[str, Any] = {}
         if credential.host is not None:
             params[self.host_key] = credential.host

@@ -14,12 +14,12 @@ password reaches asyncpg as its own keyword, never spliced into a DSN.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
-from ._connect import AnyCache, Credential, Driver, async_cache_for, rotating_connect_async
+from ._connect import AnyCache, Driver, async_cache_for, rotating_connect_async
 
 __all__ = ["AsyncpgDriver", "connect", "create_pool", "is_auth_failure"]
 
@@ -46,12 +46,6 @@ class AsyncpgDriver(Driver[Any]):
 
     def __init__(self, connect: Callable[..., Awaitable[Any]] | None = None) -> None:
         self._connect = connect if connect is not None else asyncpg.connect
-
-    def params(self, credential: Credential, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        if "dbname" in overrides:  # accept the secret's spelling too
-            overrides = dict(overrides)
-            overrides["database"] = overrides.pop("dbname")
-        return super().params(credential, overrides)
 
     def open(self, args: Sequence[Any], params: dict[str, Any]) -> Any:
         raise TypeError("asyncpg is an asyncio driver: use `await connect(...)`")

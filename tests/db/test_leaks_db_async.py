@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,7 @@ from secretcache._demo.rotation import new_password
 from secretcache.db import asyncpg as sc_asyncpg
 from secretcache.db import psycopg as sc_psycopg
 
+from . import test_leaks_db
 from .conftest import DbSecret
 from .test_leaks_db import (
     ALPHABETS,
@@ -35,7 +35,6 @@ from .test_leaks_db import (
     Canaries,
     Cases,
     _chain,
-    _Keep,
     canaries,  # noqa: F401 - the fixture
     check,
     provoke,
@@ -51,33 +50,16 @@ LOGIN_ERRORS: dict[str, type[BaseException]] = {
     "asyncpg-pool": asyncpg.InvalidPasswordError,
     "psycopg-async": psycopg.OperationalError,
 }
-DRIVER_LOGGERS = ("psycopg", "psycopg.pool", "asyncpg")
+CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
 
 
-@pytest.fixture
-def driver_logs(canaries: Canaries) -> Iterator[list[logging.LogRecord]]:  # noqa: F811
-    """What the drivers and psycopg_pool log meanwhile (DEBUG and up), checked for canaries.
+@pytest.fixture(autouse=True)
+def _drivers_logs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``canaries`` also watches the drivers' loggers (``psycopg`` covers psycopg_pool's).
 
-    ``canaries`` checks the library's own loggers; these do not propagate either,
-    so pytest never prints them.
+    That fixture reads ``LOGGERS`` when it starts; this one, autouse, starts first.
     """
-    keep = _Keep()
-    saved = []
-    for name in DRIVER_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        logger.addHandler(keep)
-    try:
-        yield keep.records
-    finally:
-        for logger, level, propagate in saved:
-            logger.removeHandler(keep)
-            logger.setLevel(level)
-            logger.propagate = propagate
-    leaks = canaries.log_leaks(keep.records)
-    assert not leaks, f"a canary is reachable from the drivers' log records: {leaks}"
+    monkeypatch.setattr(test_leaks_db, "LOGGERS", (*test_leaks_db.LOGGERS, "asyncpg", "psycopg"))
 
 
 class AsyncCases(Cases):
@@ -108,6 +90,34 @@ def connect_once(adapter: str, setup: DbSecret, cache: AsyncSecretCache, **kw: A
     asyncio.run(_connect_once(adapter, setup, cache, **kw))
 
 
+Case = tuple[str, list[tuple[str, str]], type[BaseException]]
+"""(name, the SecretStrings to store under their labels first, the error expected)."""
+
+
+def run_cases(
+    adapter: str,
+    setup: DbSecret,
+    canaries: Canaries,  # noqa: F811
+    cases: list[Case],
+    *,
+    chained: type[BaseException] | None = None,
+) -> None:
+    """Each case on a fresh cache; failures named by case, never quoting a canary."""
+    checker = AsyncCases(setup, canaries)
+    for name, documents, expected in cases:
+        for document, stage in documents:
+            put(setup, document, stage)
+        error = provoke(lambda: connect_once(adapter, setup, checker.cache()))
+        checker.expect(name, error, expected)
+        if chained is not None and not any(isinstance(i, chained) for i in _chain(error)):
+            checker.failures.append(f"{name}: no {chained.__name__} is chained")
+    checker.done()
+
+
+def document(setup: DbSecret, password: str, **changes: Any) -> str:
+    return json.dumps(secret_of(setup, password=password, **changes))
+
+
 # ------------------------------------------------------- passwords of every kind
 
 
@@ -115,50 +125,44 @@ def connect_once(adapter: str, setup: DbSecret, cache: AsyncSecretCache, **kw: A
 def test_rejected_login_with_any_alphabet_leaks_nothing(
     make_db_secret: Callable[..., DbSecret],
     canaries: Canaries,  # noqa: F811
-    driver_logs: list[logging.LogRecord],
     adapter: str,
 ) -> None:
     """Every label holds a canary the server does not accept, in each alphabet."""
     setup = make_db_secret("postgres")
     setup.db.set_password(setup.username, new_password())  # no label knows this one
-    cases = AsyncCases(setup, canaries)
-    for alphabet in ALPHABETS:
-        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
-        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))), "AWSPENDING")
-        put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
-        error = provoke(lambda: connect_once(adapter, setup, cases.cache()))
-        cases.expect(alphabet, error, LOGIN_ERRORS[adapter])
-    cases.done()
+    new = canaries.new
+    cases: list[Case] = [
+        (
+            alphabet,
+            [
+                (document(setup, new(alphabet)), CURRENT),
+                (document(setup, new(alphabet)), PENDING),
+                (document(setup, new(alphabet)), CURRENT),  # the first becomes AWSPREVIOUS
+            ],
+            LOGIN_ERRORS[adapter],
+        )
+        for alphabet in ALPHABETS
+    ]
+    run_cases(adapter, setup, canaries, cases)
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
-def test_password_with_nul_or_lone_surrogate_is_refused_by_name(
+def test_unusable_or_malformed_awscurrent_raises_decode_error_holding_nothing(
     make_db_secret: Callable[..., DbSecret],
     canaries: Canaries,  # noqa: F811
     adapter: str,
 ) -> None:
+    """A password with NUL or a lone surrogate, and every malformed shape."""
     setup = make_db_secret("postgres")
-    cases = AsyncCases(setup, canaries)
-    for bad, tail in (("NUL", "\0tail"), ("lone surrogate", "\ud800")):
-        put(setup, json.dumps(secret_of(setup, password=canaries.new() + tail)))
-        error = provoke(lambda: connect_once(adapter, setup, cases.cache()))
-        cases.expect(bad, error, SecretDecodeError)
-    cases.done()
-
-
-@pytest.mark.parametrize("adapter", ADAPTERS)
-def test_malformed_awscurrent_raises_decode_error_holding_nothing(
-    make_db_secret: Callable[..., DbSecret],
-    canaries: Canaries,  # noqa: F811
-    adapter: str,
-) -> None:
-    setup = make_db_secret("postgres")
-    cases = AsyncCases(setup, canaries)
-    for shape, document in MALFORMED.items():
-        put(setup, document(canaries.new()))
-        error = provoke(lambda: connect_once(adapter, setup, cases.cache()))
-        cases.expect(shape, error, SecretDecodeError)
-    cases.done()
+    cases: list[Case] = [
+        (bad, [(document(setup, canaries.new() + tail), CURRENT)], SecretDecodeError)
+        for bad, tail in (("NUL", "\0tail"), ("lone surrogate", "\ud800"))
+    ]
+    cases += [
+        (shape, [(malformed(canaries.new()), CURRENT)], SecretDecodeError)
+        for shape, malformed in MALFORMED.items()
+    ]
+    run_cases(adapter, setup, canaries, cases)
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
@@ -169,15 +173,18 @@ def test_wrong_awscurrent_and_malformed_awspending_chain_holds_nothing(
 ) -> None:
     setup = make_db_secret("postgres")
     setup.db.set_password(setup.username, new_password())
-    cases = AsyncCases(setup, canaries)
-    for shape in ("not JSON", "no username", "port 1e400"):
-        put(setup, json.dumps(secret_of(setup, password=canaries.new("euro"))))
-        put(setup, MALFORMED[shape](canaries.new()), "AWSPENDING")
-        error = provoke(lambda: connect_once(adapter, setup, cases.cache()))
-        cases.expect(shape, error, LOGIN_ERRORS[adapter])
-        if not any(isinstance(item, SecretDecodeError) for item in _chain(error)):
-            cases.failures.append(f"{shape}: the AWSPENDING decode error is not chained")
-    cases.done()
+    cases: list[Case] = [
+        (
+            shape,
+            [
+                (document(setup, canaries.new("euro")), CURRENT),
+                (MALFORMED[shape](canaries.new()), PENDING),
+            ],
+            LOGIN_ERRORS[adapter],
+        )
+        for shape in ("not JSON", "no username", "port 1e400")
+    ]
+    run_cases(adapter, setup, canaries, cases, chained=SecretDecodeError)
 
 
 # ---------------------------------------------------- foreign errors while connecting
@@ -257,7 +264,6 @@ def test_error_after_a_successful_async_login_closes_it_and_leaks_nothing(
 def test_async_pool_logs_rejected_logins_without_the_password(
     make_db_secret: Callable[..., DbSecret],
     canaries: Canaries,  # noqa: F811
-    driver_logs: list[logging.LogRecord],
 ) -> None:
     """psycopg_pool logs each failed connect (``error connecting in ...: <error>``) and
     gives up with ``PoolTimeout``: neither holds a canary."""
@@ -279,5 +285,6 @@ def test_async_pool_logs_rejected_logins_without_the_password(
 
     error = asyncio.run(scenario())
     check(canaries, error, psycopg_pool.PoolTimeout)
-    logged = [r for r in driver_logs if r.name == "psycopg.pool" and "error connecting" in r.msg]
+    records = canaries.records
+    logged = [r for r in records if r.name == "psycopg.pool" and "error connecting" in r.msg]
     assert logged, "the pool logged no failed connect to check"

@@ -1,4 +1,4 @@
-"""docs/databases.md, every example included, against real PostgreSQL and MariaDB.
+"""docs/databases.md and databases-async.md, every example included, against real servers.
 
 The page's examples that moto alone cannot run (they log in) are marked skip for
 tests/test_docs_examples.py; here they run for real: the documented secrets
@@ -9,6 +9,7 @@ would reach the real service.
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from pathlib import Path
@@ -23,7 +24,10 @@ from tests.conftest import MotoServer
 from tests.test_docs_examples import DOCS, python_blocks, run_blocks
 
 
+@pytest.mark.parametrize(("page_name", "minimum"), [("databases.md", 4), ("databases-async.md", 2)])
 def test_every_database_example_runs(
+    page_name: str,
+    minimum: int,
     postgres: PostgresServer,
     mariadb: MariaDBServer,
     moto_server: MotoServer,
@@ -34,7 +38,8 @@ def test_every_database_example_runs(
     pg_password, my_password = new_password(), new_password()
     postgres.create_role(pg_user, pg_password)
     postgres.create_database(pg_user, pg_user)
-    postgres.create_database("reports", pg_user)  # the page's "override the database" example
+    if page_name == "databases.md":  # its "override the database" example
+        postgres.create_database("reports", pg_user)
     mariadb.create_user(my_user, my_password)
     mariadb.create_database(my_user)
     mariadb.grant_all(my_user, my_user)
@@ -50,13 +55,13 @@ def test_every_database_example_runs(
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     monkeypatch.setattr(secretcache.cache, "_default", None)
 
-    page: Path = DOCS / "databases.md"
+    page: Path = DOCS / page_name
     blocks = python_blocks(page.read_text(), include_skipped=True)
-    assert len(blocks) >= 4, "databases.md lost its examples"
+    assert len(blocks) >= minimum, f"{page_name} lost its examples"
     namespace = run_blocks(page, blocks)
     for name in ("conn", "engine", "mysql_engine"):
         closer = getattr(namespace.get(name), "close", None) or getattr(
             namespace.get(name), "dispose", None
         )
-        if callable(closer):
+        if callable(closer) and not inspect.iscoroutinefunction(closer):
             closer()

@@ -482,7 +482,7 @@ def test_failures_that_are_not_a_rejected_login_are_raised_at_once(
     async def scenario() -> list[tuple[str, int]]:
         seen = []
         for adapter, options in (
-            ("asyncpg", {"database": "no_such_db"}),
+            ("asyncpg", {"dbname": "no_such_db"}),  # the secret's spelling, as database=
             ("asyncpg", {"port": 1}),
             ("psycopg", {"dbname": "no_such_db"}),
             ("psycopg", {"port": 1}),

@@ -32,8 +32,6 @@ from .pymysql import ACCESS_DENIED, is_auth_failure
 
 __all__ = ["ACCESS_DENIED", "AiomysqlDriver", "connect", "is_auth_failure"]
 
-_DB_SPELLINGS = ("database", "dbname")
-
 
 class AiomysqlDriver(Driver[Any]):
     """aiomysql's part of the rotation-aware connect (asyncio only).
@@ -45,19 +43,18 @@ class AiomysqlDriver(Driver[Any]):
 
     name = "aiomysql"
     dbname_key = "db"
-    dbname_aliases = _DB_SPELLINGS
+    dbname_aliases = ("database", "dbname")
     connection_types = (aiomysql.Connection,)
 
     def __init__(self, connect: Callable[..., Any] | None = None) -> None:
         self._connect = connect if connect is not None else aiomysql.connect
 
     def params(self, credential: Credential, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        # aiomysql.connect takes ``db`` only; accept PyMySQL's and the secret's spellings.
-        if any(key in overrides for key in _DB_SPELLINGS):
+        # aiomysql.connect takes ``db`` only; PyMySQL's ``database`` is accepted too (the
+        # secret's ``dbname`` is handled by Driver.params).
+        if "database" in overrides:
             overrides = dict(overrides)
-            for key in _DB_SPELLINGS:
-                if key in overrides:
-                    overrides["db"] = overrides.pop(key)
+            overrides["db"] = overrides.pop("database")
         return super().params(credential, overrides)
 
     def open(self, args: Sequence[Any], params: dict[str, Any]) -> Any:

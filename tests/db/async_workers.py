@@ -1,18 +1,17 @@
-"""What the asyncio database tests share: rotation settings, and leak checks that
-include the async drivers' logs. The rotation workers are ``stress.run_stress_async``."""
+"""What the asyncio database tests share: rotation settings and checks, and leak cases
+on an ``AsyncSecretCache``. The rotation workers are ``stress.run_stress_async``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from secretcache import AsyncSecretCache
 from secretcache._demo.rotation import Strategy
 
 from .stress import StressResult, record
-from .test_leaks_db import LOGGERS, Canaries, _Keep
+from .test_leaks_db import LOGGERS, Cases
 from .test_rotation_slow_connects import MAX_API_CALLS_PER_ROTATION
 from .test_rotation_slow_connects import PAUSE as SLOW_PAUSE
 from .test_rotation_workers import PAUSE
@@ -25,8 +24,8 @@ __all__ = [
     "SLOW_GAP",
     "SLOW_PAUSE",
     "STRATEGIES",
+    "AsyncCases",
     "check_rotation",
-    "leak_watch",
     "provoke_async",
 ]
 
@@ -55,36 +54,26 @@ def check_rotation(
     assert result.api_calls <= MAX_API_CALLS, result.summary()
 
 
-ASYNC_LOGGERS = (*LOGGERS, "aiomysql", "asyncpg", "psycopg", "asyncio")
-"""Loggers an async connect can write to: the library's, SQLAlchemy's, the drivers', asyncio's."""
+ASYNC_LOGGERS = (*LOGGERS, "aiomysql", "asyncpg", "psycopg")
+"""What ``test_leaks_db.canaries`` watches in these tests: the library's and SQLAlchemy's
+loggers, and the async drivers'. A module sets it with an autouse fixture (autouse
+fixtures start first), ``monkeypatch.setattr(test_leaks_db, "LOGGERS", ASYNC_LOGGERS)``."""
 
 
-@contextlib.contextmanager
-def leak_watch() -> Iterator[Canaries]:
-    """Canaries, and afterwards a check that no DEBUG record of ``ASYNC_LOGGERS`` holds one.
+class AsyncCases(Cases):
+    """``test_leaks_db.Cases`` with an ``AsyncSecretCache`` per case, and SQLAlchemy's
+    wrapper attributes looked at one by one (``find_leaks`` renders them too; a failure
+    here says which)."""
 
-    As ``test_leaks_db.canaries``, for the async drivers' loggers too: records go
-    to a handler of our own and do not propagate, so pytest never prints them.
-    """
-    keep = _Keep()
-    saved = []
-    for name in ASYNC_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        logger.addHandler(keep)
-    found = Canaries()
-    found.records = keep.records
-    try:
-        yield found
-    finally:
-        for logger, level, propagate in saved:
-            logger.removeHandler(keep)
-            logger.setLevel(level)
-            logger.propagate = propagate
-    leaks = found.log_leaks(keep.records)
-    assert not leaks, f"a canary is reachable from log records: {leaks}"
+    def cache(self) -> AsyncSecretCache:  # type: ignore[override]
+        return AsyncSecretCache(client=self.client)
+
+    def expect(self, case: str, error: BaseException, expected: type[BaseException]) -> None:
+        super().expect(case, error, expected)
+        for name in ("orig", "params", "statement", "__cause__", "__context__"):
+            shown = repr(getattr(error, name, None))
+            if any(needle in shown for needle in self.canaries.needles):
+                self.failures.append(f"{case}: a canary is in the error's {name}")
 
 
 def provoke_async(action: Callable[[], Awaitable[Any]]) -> BaseException:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiomysql
@@ -26,20 +26,29 @@ from secretcache._demo.rotation import Strategy, new_password
 from secretcache.db import aiomysql as sc_aiomysql
 from secretcache.db import pymysql as sc_pymysql
 
+from . import test_leaks_db
 from .async_workers import (
+    ASYNC_LOGGERS,
     PAUSE,
     ROTATIONS,
     SLOW_GAP,
     SLOW_PAUSE,
     STRATEGIES,
+    AsyncCases,
     check_rotation,
-    leak_watch,
     provoke_async,
 )
 from .conftest import DbSecret
 from .slowproxy import slow_proxy
 from .stress import run_stress_async
-from .test_leaks_db import ALPHABETS, NON_LATIN1, Canaries, put, secret_of
+from .test_leaks_db import (
+    ALPHABETS,
+    NON_LATIN1,
+    Canaries,
+    canaries,  # noqa: F401 - the fixture
+    put,
+    secret_of,
+)
 
 pytestmark = pytest.mark.db
 
@@ -233,14 +242,14 @@ def test_rejected_awscurrent_then_awspending_logs_in_inside_the_rotation_window(
 # ------------------------------------------------------------------ leaks
 
 
-@pytest.fixture
-def canaries() -> Iterator[Canaries]:
-    with leak_watch() as found:
-        yield found
+@pytest.fixture(autouse=True)
+def _drivers_logs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(test_leaks_db, "LOGGERS", ASYNC_LOGGERS)
 
 
 def test_rejected_login_with_any_alphabet_leaks_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
 ) -> None:
     """Every label holds a canary the server does not accept, in each alphabet.
 
@@ -249,28 +258,24 @@ def test_rejected_login_with_any_alphabet_leaks_nothing(
     """
     setup = make_db_secret("mariadb")
     setup.db.set_password(setup.username, new_password())  # no label knows this one
-    client = setup.moto.client()
-    failures: list[str] = []
+    cases = AsyncCases(setup, canaries)
     for alphabet in ALPHABETS:
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))), "AWSPENDING")
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
-        error = provoke_async(select_one(setup, AsyncSecretCache(client=client)))
+        error = provoke_async(select_one(setup, cases.cache()))
         expected: type[BaseException] = pymysql.err.OperationalError
         if alphabet in NON_LATIN1:
             expected = UnicodeEncodeError
-        leaks = canaries.leaks(error)
-        if leaks:
-            failures.append(f"{alphabet}: a canary is reachable from the error: {leaks}")
-        if not isinstance(error, expected):
-            failures.append(f"{alphabet}: expected {expected.__name__}, got {type(error).__name__}")
-        elif expected is pymysql.err.OperationalError and error.args[0] != 1045:
-            failures.append(f"{alphabet}: not a 1045")
-    assert not failures, "\n".join(failures)
+        cases.expect(alphabet, error, expected)
+        if expected is pymysql.err.OperationalError and not sc_aiomysql.is_auth_failure(error):
+            cases.failures.append(f"{alphabet}: not a 1045")
+    cases.done()
 
 
 def test_mistyped_keyword_leaks_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
 ) -> None:
     setup = make_db_secret("mariadb", password=canaries.new())
     error = provoke_async(select_one(setup, setup.async_cache(), timeout=3))
@@ -280,7 +285,9 @@ def test_mistyped_keyword_leaks_nothing(
 
 
 def test_error_after_login_leaks_nothing_and_leaves_no_session(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries, mariadb: MariaDBServer
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
+    mariadb: MariaDBServer,
 ) -> None:
     """``init_command`` runs after the login; its failure must not strand the connection."""
     setup = make_db_secret("mariadb", password=canaries.new())

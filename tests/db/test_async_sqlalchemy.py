@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -28,20 +28,29 @@ from secretcache._demo.rotation import Strategy, new_password
 from secretcache.db import sqlalchemy as sc_sqlalchemy
 from secretcache.testing import FakeSecretsManager
 
+from . import test_leaks_db
 from .async_workers import (
+    ASYNC_LOGGERS,
     PAUSE,
     ROTATIONS,
     SLOW_GAP,
     SLOW_PAUSE,
     STRATEGIES,
+    AsyncCases,
     check_rotation,
-    leak_watch,
     provoke_async,
 )
 from .conftest import DbSecret
 from .slowproxy import slow_proxy
 from .stress import run_stress_async
-from .test_leaks_db import ALPHABETS, NON_LATIN1, Canaries, put, secret_of
+from .test_leaks_db import (
+    ALPHABETS,
+    NON_LATIN1,
+    Canaries,
+    canaries,  # noqa: F401 - the fixture
+    put,
+    secret_of,
+)
 
 pytestmark = pytest.mark.db
 
@@ -359,10 +368,9 @@ def test_refuses_what_would_bypass_or_replace_the_secret() -> None:
 # ------------------------------------------------------------------ leaks
 
 
-@pytest.fixture
-def canaries() -> Iterator[Canaries]:
-    with leak_watch() as found:
-        yield found
+@pytest.fixture(autouse=True)
+def _drivers_logs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(test_leaks_db, "LOGGERS", ASYNC_LOGGERS)
 
 
 def login_error(driver: str) -> type[BaseException]:
@@ -383,34 +391,6 @@ def connect_once(driver: str, setup: DbSecret, cache: Any, poolclass: Any = None
     return attempt
 
 
-class Cases:
-    """Several cases on one database secret, each with a fresh cache; failures named by case."""
-
-    def __init__(self, setup: DbSecret, canaries: Canaries) -> None:
-        self.setup = setup
-        self.canaries = canaries
-        self.client = setup.moto.client()
-        self.failures: list[str] = []
-
-    def cache(self) -> AsyncSecretCache:
-        return AsyncSecretCache(client=self.client)
-
-    def expect(self, case: str, error: BaseException, expected: type[BaseException]) -> None:
-        leaks = self.canaries.leaks(error)
-        if leaks:
-            self.failures.append(f"{case}: a canary is reachable from the error: {leaks}")
-        for name in ("orig", "params", "statement", "__cause__", "__context__"):
-            shown = repr(getattr(error, name, None))
-            if any(needle in shown for needle in self.canaries.needles):
-                self.failures.append(f"{case}: a canary is in the error's {name}")
-        if not isinstance(error, expected):
-            got = type(error).__name__
-            self.failures.append(f"{case}: expected {expected.__name__}, got {got}")
-
-    def done(self) -> None:
-        assert not self.failures, "\n".join(self.failures)
-
-
 LEAK_ALPHABETS = {
     # Each rendering of an error from SQLAlchemy's psycopg adapter walks psycopg's whole
     # namespace (the adapter copies it): seconds per error. The latin-1 boundary that
@@ -424,7 +404,9 @@ LEAK_ALPHABETS = {
 
 @pytest.mark.parametrize("driver", list(DIALECTS))
 def test_rejected_login_with_any_alphabet_leaks_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries, driver: str
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
+    driver: str,
 ) -> None:
     """Every label holds a canary the server does not accept, in each alphabet.
 
@@ -434,7 +416,7 @@ def test_rejected_login_with_any_alphabet_leaks_nothing(
     kind, _ = DIALECTS[driver]
     setup = make_db_secret(kind)
     setup.db.set_password(setup.username, new_password())  # no label knows this one
-    cases = Cases(setup, canaries)
+    cases = AsyncCases(setup, canaries)
     for alphabet in LEAK_ALPHABETS[driver]:
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))), "AWSPENDING")
@@ -477,12 +459,14 @@ POOL_CASES = {  # (alphabets, pools) per driver; psycopg's are costly to render 
 
 @pytest.mark.parametrize("driver", list(DIALECTS))
 def test_every_pool_mode_and_its_debug_log_leak_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries, driver: str
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
+    driver: str,
 ) -> None:
     kind, _ = DIALECTS[driver]
     setup = make_db_secret(kind)
     setup.db.set_password(setup.username, new_password())
-    cases = Cases(setup, canaries)
+    cases = AsyncCases(setup, canaries)
     alphabets, pools = POOL_CASES[driver]
     for alphabet in alphabets:
         put(setup, json.dumps(secret_of(setup, password=canaries.new(alphabet))))
@@ -515,13 +499,15 @@ WRONG_KEYWORD = {
 
 @pytest.mark.parametrize("driver", list(DIALECTS))
 def test_mistyped_keyword_leaks_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries, driver: str
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
+    driver: str,
 ) -> None:
     """The password is right here: only the driver's frames could hold it."""
     kind, _ = DIALECTS[driver]
     setup = make_db_secret(kind, password=canaries.new())
     keyword, expected = WRONG_KEYWORD[driver]
-    cases = Cases(setup, canaries)
+    cases = AsyncCases(setup, canaries)
     error = provoke_async(connect_once(driver, setup, cases.cache(), **{keyword: 3}))
     cases.expect(f"{keyword}=", error, expected)
     cases.done()
@@ -530,14 +516,16 @@ def test_mistyped_keyword_leaks_nothing(
 
 @pytest.mark.parametrize("driver", list(DIALECTS))
 def test_secret_that_is_not_json_raises_decode_error_holding_nothing(
-    make_db_secret: Callable[..., DbSecret], canaries: Canaries, driver: str
+    make_db_secret: Callable[..., DbSecret],
+    canaries: Canaries,  # noqa: F811
+    driver: str,
 ) -> None:
     from secretcache import SecretDecodeError
 
     kind, _ = DIALECTS[driver]
     setup = make_db_secret(kind)
     put(setup, '{"username": "u", "password": "' + canaries.new() + '"')
-    cases = Cases(setup, canaries)
+    cases = AsyncCases(setup, canaries)
     error = provoke_async(connect_once(driver, setup, cases.cache()))
     cases.expect("not JSON", error, SecretDecodeError)
     cases.done()

@@ -1,7 +1,9 @@
 """Database connections that keep working while Secrets Manager rotates the password.
 
-One adapter module per driver -- :mod:`secretcache.db.psycopg`,
-:mod:`secretcache.db.pymysql`, :mod:`secretcache.db.sqlalchemy` -- all sharing
+One adapter module per driver -- :mod:`secretcache.db.psycopg` (blocking, asyncio
+and pools), :mod:`secretcache.db.pymysql`, :mod:`secretcache.db.asyncpg`,
+:mod:`secretcache.db.aiomysql`, :mod:`secretcache.db.sqlalchemy` (``create_engine``
+and ``create_async_engine``) -- all sharing
 one rotation-aware login: the label walk (:mod:`secretcache.db._walk`, the
 decisions, no I/O), performed by the runners of :mod:`secretcache.db._connect`
 (blocking and asyncio), with errors made safe by :mod:`secretcache.db._scrub`.
